@@ -1,0 +1,60 @@
+"""Bananas: a distributed task queue for Python."""
+
+from __future__ import annotations
+
+from bananas.app import Bananas
+from bananas.client import AsyncClient, Client, JobSpec
+from bananas.context import Context
+from bananas.errors import (
+    BananasError,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    JobError,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    MissingDependencyError,
+    PayloadError,
+    PayloadTooLarge,
+    PermanentError,
+    RateLimitExceeded,
+    ResultError,
+    ResultTimeout,
+)
+from bananas.job import DeadReason, Job, JobStatus, Priority
+from bananas.settings import Settings
+from bananas.task import RetryPolicy, Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "Bananas",
+    "BananasError",
+    "BrokerError",
+    "BrokerUnavailable",
+    "Client",
+    "ConfigurationError",
+    "Context",
+    "DeadReason",
+    "Job",
+    "JobError",
+    "JobFailed",
+    "JobNotFound",
+    "JobSpec",
+    "JobStatus",
+    "JobTimeout",
+    "MissingDependencyError",
+    "PayloadError",
+    "PayloadTooLarge",
+    "PermanentError",
+    "Priority",
+    "RateLimitExceeded",
+    "ResultError",
+    "ResultTimeout",
+    "RetryPolicy",
+    "Settings",
+    "Task",
+    "__version__",
+]

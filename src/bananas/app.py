@@ -1,0 +1,104 @@
+"""``Bananas``: the application object, holding settings and the task registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from bananas.errors import ConfigurationError
+from bananas.settings import Settings
+from bananas.task import RetryPolicy, Task
+
+if TYPE_CHECKING:
+    from bananas.client import AsyncClient, Client
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Bananas:
+    """A Bananas application.
+
+    Args:
+        url: broker URL. Without it: ``BANANAS_URL``, else ``REDIS_URL``, else the
+            embedded ``sqlite:///bananas.db``.
+        settings: full settings; by default read from the environment once, here.
+    """
+
+    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
+        base = settings or Settings.from_env(os.environ)
+        if url is not None:
+            base = Settings(
+                url=url, worker=base.worker, scheduler=base.scheduler, jobs=base.jobs,
+                log_level=base.log_level, log_format=base.log_format,
+            )  # fmt: skip
+        self.settings = base
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._client: Client | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker URL."""
+        return self.settings.url
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        priority: str | int | None = None,
+        routing_key: str = "default",
+        max_retries: int | None = None,
+        timeout: float | timedelta | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        priority: str | int | None = None,
+        routing_key: str = "default",
+        max_retries: int | None = None,
+        timeout: float | timedelta | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a handler (async or sync) as a task. Usable bare or with options.
+
+        Raises:
+            ConfigurationError: bad name, priority or routing key, or a name used twice.
+        """
+
+        def register(func: Callable[P, R]) -> Task[P, R]:
+            task = Task(
+                self, func, name=name, priority=priority, routing_key=routing_key,
+                max_retries=max_retries, timeout=timeout, retry=retry,
+            )  # fmt: skip
+            if task.name in self.tasks:
+                raise ConfigurationError(f"a task named {task.name!r} is already registered")
+            self.tasks[task.name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    @property
+    def client(self) -> Client:
+        """A synchronous client on this app's broker that knows its tasks."""
+        if self._client is None:
+            from bananas.client import Client
+
+            self._client = Client(self.url, app=self)
+        return self._client
+
+    def async_client(self) -> AsyncClient:
+        """A new asynchronous client on this app's broker that knows its tasks."""
+        from bananas.client import AsyncClient
+
+        return AsyncClient(self.url, app=self)

@@ -1,0 +1,170 @@
+"""The broker protocol every backend implements, and the records it exchanges.
+
+A broker stores jobs, hands them out under leases, records outcomes and runs the
+scheduler duties (due delayed/retry jobs -> ready, expired leases -> ready or dead).
+The behavioural contract is pinned by ``tests/integration/test_broker_contract.py``,
+which every backend must pass unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bananas.job import Job
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A job handed to a worker under a lease.
+
+    ``token`` is the delivery number; outcomes and renewals must quote it, and the
+    broker refuses them once the lease was reclaimed (fencing).
+    """
+
+    id: str
+    routing_key: str
+    body: bytes
+    attempts: int
+    token: int
+
+
+OutcomeKind = Literal["completed", "retry", "failed"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of one delivery, reported by ``Broker.ack``."""
+
+    id: str
+    routing_key: str
+    token: int
+    kind: OutcomeKind
+    attempts: int
+    result: bytes = b"null"  # encoded JSON of the return value (completed)
+    error: str = ""
+    traceback: str = ""
+    reason: str = ""  # DeadReason value (failed)
+    retry_at: float = 0.0  # unix seconds (retry)
+
+
+@dataclass(slots=True)
+class Lease:
+    """A running job's lease, as the renewer quotes it."""
+
+    id: str
+    routing_key: str
+    token: int
+
+
+LeaseState = Literal["ok", "lost", "cancel"]
+
+
+@dataclass(slots=True)
+class TickReport:
+    """What one scheduler tick did."""
+
+    moved: int = 0  # scheduled/retry jobs made ready
+    recovered: int = 0  # expired leases returned to ready
+    lost: int = 0  # expired leases dead-lettered as worker_lost
+    next_due: float | None = None  # unix seconds of the next thing to do, if known
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """Depth of one routing key."""
+
+    routing_key: str
+    ready_by_priority: dict[int, int] = field(default_factory=dict)
+    scheduled: int = 0
+    processing: int = 0
+    dead: int = 0
+
+    @property
+    def ready(self) -> int:
+        """Jobs waiting to run, all priorities."""
+        return sum(self.ready_by_priority.values())
+
+
+class Broker(Protocol):
+    """What a backend provides. All methods are coroutines; see each backend for URLs."""
+
+    url: str
+
+    async def ping(self) -> None:
+        """Check the broker answers; raise ``BrokerUnavailable`` if not."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    def clone(self) -> Broker:
+        """A new broker on the same URL with its own connections (for another thread)."""
+
+    # --- producing -------------------------------------------------------------
+    async def enqueue(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
+        """Store jobs and make them ready (or scheduled when ``scheduled_for`` is later).
+
+        ``jobs`` pairs each job with its encoded body; one round trip per call. With
+        ``watch`` the broker prepares the completion notification ``wait_job`` uses.
+        """
+
+    # --- consuming -------------------------------------------------------------
+    async def dequeue(self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str) -> list[Delivery]:
+        """Take up to ``count`` ready jobs, highest priority first, routing keys in order."""
+
+    async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
+        """Block until a job may be ready in one of the routing keys, or the timeout."""
+
+    async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
+        """Store outcomes and release leases; ``False`` where the lease was no longer held.
+
+        ``ttl`` is (completed_ttl_s, failed_ttl_s) for the job records.
+        """
+
+    async def renew(self, leases: Sequence[Lease], lease_s: float) -> list[LeaseState]:
+        """Extend leases; report ``lost`` leases and ``cancel`` requests."""
+
+    async def requeue(self, leases: Sequence[Lease]) -> None:
+        """Give leased jobs back at once (graceful shutdown); not counted as a delivery."""
+
+    async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
+        """Record progress (id, routing_key, 0..1) of running jobs."""
+
+    # --- scheduler duties ------------------------------------------------------
+    async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
+        """Move due delayed/retry jobs to ready and recover expired leases."""
+
+    async def wait_for_schedule(self, timeout_s: float) -> None:
+        """Block until a new delayed job may need the scheduler, or the timeout."""
+
+    async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
+        """Take or keep the scheduler lock; return the fencing token, None if held elsewhere."""
+
+    async def release_leader(self, holder: str) -> None:
+        """Drop the scheduler lock if ``holder`` has it."""
+
+    # --- inspecting ------------------------------------------------------------
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with its current status, or None."""
+
+    async def wait_job(self, job_id: str, timeout_s: float) -> Job | None:
+        """Block (without polling) until the job is terminal; None on timeout."""
+
+    async def cancel(self, job_id: str) -> str | None:
+        """Cancel a pending/scheduled job; ask a processing one to stop.
+
+        Returns the status the job had, or None if there is no such job.
+        """
+
+    async def list_jobs(self, status: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs by status (newest first), optionally filtered by name."""
+
+    async def retry_dead(self, job_ids: Sequence[str] | None) -> int:
+        """Move dead-lettered jobs (all when ``None``) back to ready; return how many."""
+
+    async def purge_dead(self) -> int:
+        """Delete all dead-lettered jobs; return how many."""
+
+    async def queue_stats(self) -> list[QueueStats]:
+        """Depth of every known routing key."""

@@ -1,0 +1,406 @@
+"""``RedisBroker``: the reference backend. Key layout and scripts: docs/WIRE.md."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from bananas import wire
+from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
+from bananas.errors import BrokerError, BrokerUnavailable, PayloadError
+from bananas.job import Job, JobStatus
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Prefix of every key Bananas writes.
+PREFIX = "bananas:"
+ROUTING_KEYS = PREFIX + "routing_keys"
+WAKE = PREFIX + "wake"
+LEADER = PREFIX + "scheduler:leader"
+EPOCH = PREFIX + "scheduler:epoch"
+
+#: Longest single blocking command; longer waits loop, so a silent server is noticed.
+MAX_BLOCK_S = 5.0
+#: Most jobs one scheduler tick moves per routing key and kind.
+TICK_LIMIT = 1000
+
+_SCRIPTS = (
+    "submit", "dequeue", "ack", "renew", "requeue", "tick", "cancel", "watch",
+    "retry_dead", "purge_dead", "stats", "leader", "release_leader",
+)  # fmt: skip
+
+
+def _prefix(rk: str) -> str:
+    return f"{PREFIX}{{{rk}}}:"
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _guard(op: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Turn redis-py connection errors into ``BrokerUnavailable`` naming the operation."""
+
+    def wrap(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def inner(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await fn(*args, **kwargs)
+            except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+                url = getattr(args[0], "safe_url", "redis")
+                raise BrokerUnavailable(f"redis broker {url} unreachable during {op}: {exc}") from None
+            except rexc.RedisError as exc:
+                raise BrokerError(f"redis broker error during {op}: {exc}") from None
+
+        return inner
+
+    return wrap
+
+
+class RedisBroker(Broker):
+    """Jobs in Redis: sorted sets per routing key, job hashes, Lua for every state change.
+
+    Args:
+        url: ``redis://[:password@]host:port/db`` or ``rediss://...``.
+        timeout_s: connect and command timeout; a down server raises
+            ``BrokerUnavailable`` within it.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.safe_url = url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
+        self._timeout_s = timeout_s
+        common: dict[str, Any] = {
+            "socket_connect_timeout": timeout_s,
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": 0,
+        }
+        self._r = aioredis.Redis.from_url(url, socket_timeout=timeout_s, **common)
+        # Blocking commands get their own pool with a socket timeout above MAX_BLOCK_S.
+        self._rb = aioredis.Redis.from_url(url, socket_timeout=MAX_BLOCK_S + timeout_s, **common)
+        text = resources.files("bananas.brokers.redis").joinpath("scripts")
+        self._s = {name: self._r.register_script(text.joinpath(f"{name}.lua").read_text()) for name in _SCRIPTS}
+
+    def clone(self) -> RedisBroker:
+        return RedisBroker(self.url, timeout_s=self._timeout_s)
+
+    @_guard("ping")
+    async def ping(self) -> None:
+        await self._r.ping()
+
+    async def close(self) -> None:
+        await self._r.aclose()
+        await self._rb.aclose()
+
+    # --- producing -------------------------------------------------------------
+    @_guard("submit")
+    async def enqueue(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
+        now_ms = _ms(time.time())
+        by_rk: dict[str, list[Any]] = {}
+        for job, body in jobs:
+            at = _ms(job.scheduled_for) if job.scheduled_for else 0
+            by_rk.setdefault(job.routing_key, []).extend((job.id, body, job.priority, at))
+        if len(by_rk) == 1:
+            [(rk, args)] = by_rk.items()
+            await self._s["submit"](self._submit_keys(rk), [_prefix(rk), rk, now_ms, int(watch), *args])
+            return
+        async with self._r.pipeline(transaction=False) as pipe:
+            for rk, args in by_rk.items():
+                await self._s["submit"](
+                    self._submit_keys(rk), [_prefix(rk), rk, now_ms, int(watch), *args], client=pipe
+                )
+            await pipe.execute()
+
+    @staticmethod
+    def _submit_keys(rk: str) -> list[str]:
+        p = _prefix(rk)
+        return [p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE]
+
+    # --- consuming -------------------------------------------------------------
+    @_guard("dequeue")
+    async def dequeue(self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str) -> list[Delivery]:
+        out: list[Delivery] = []
+        for rk in routing_keys:
+            want = count - len(out)
+            if want <= 0:
+                break
+            now = time.time()
+            p = _prefix(rk)
+            raw = await self._s["dequeue"](
+                [p + "ready", p + "leases", p + "signal"],
+                [p, want, _ms(now), _ms(now + lease_s), worker_id],
+            )
+            for i in range(0, len(raw), 4):
+                out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
+        return out
+
+    @_guard("wait for work")
+    async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
+        keys = [_prefix(rk) + "signal" for rk in routing_keys]
+        await self._rb.blpop(keys, timeout=max(0.01, min(timeout_s, MAX_BLOCK_S)))
+
+    @_guard("ack")
+    async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
+        by_rk: dict[str, list[Outcome]] = {}
+        for o in outcomes:
+            by_rk.setdefault(o.routing_key, []).append(o)
+        now_ms = _ms(time.time())
+        accepted: dict[int, bool] = {}
+        for rk, group in by_rk.items():
+            p = _prefix(rk)
+            args: list[Any] = [p, now_ms, int(ttl[0]), int(ttl[1])]
+            for o in group:
+                data = o.result if o.kind == "completed" else o.error
+                args += (o.id, o.token, o.kind, o.attempts, data, o.traceback, o.reason, _ms(o.retry_at))
+            res = await self._s["ack"]([p + "leases", p + "scheduled", p + "dead", p + "finished", WAKE], args)
+            for o, ok in zip(group, res, strict=True):
+                accepted[id(o)] = bool(ok)
+        return [accepted[id(o)] for o in outcomes]
+
+    @_guard("renew leases")
+    async def renew(self, leases: Sequence[Lease], lease_s: float) -> list[LeaseState]:
+        deadline = _ms(time.time() + lease_s)
+        states: dict[int, LeaseState] = {}
+        for rk, group in _group(leases).items():
+            p = _prefix(rk)
+            args: list[Any] = [p, deadline]
+            for lease in group:
+                args += (lease.id, lease.token)
+            res = await self._s["renew"]([p + "leases"], args)
+            for lease, code in zip(group, res, strict=True):
+                states[id(lease)] = "ok" if code == 1 else "cancel" if code == 2 else "lost"
+        return [states[id(lease)] for lease in leases]
+
+    @_guard("requeue")
+    async def requeue(self, leases: Sequence[Lease]) -> None:
+        now_ms = _ms(time.time())
+        for rk, group in _group(leases).items():
+            p = _prefix(rk)
+            args: list[Any] = [p, now_ms]
+            for lease in group:
+                args += (lease.id, lease.token)
+            await self._s["requeue"]([p + "ready", p + "leases", p + "signal"], args)
+
+    @_guard("set progress")
+    async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for job_id, rk, value in items:
+                pipe.hset(_prefix(rk) + "job:" + job_id, "progress", repr(float(value)))
+            await pipe.execute()
+
+    # --- scheduler duties ------------------------------------------------------
+    @_guard("scheduler tick")
+    async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
+        rks = await self._routing_keys()
+        report = TickReport()
+        if not rks:
+            return report
+        now_ms = _ms(time.time())
+        async with self._r.pipeline(transaction=False) as pipe:
+            for rk in rks:
+                p = _prefix(rk)
+                keys = [p + k for k in ("ready", "scheduled", "leases", "dead", "signal", "finished")]
+                await self._s["tick"](
+                    keys, [p, now_ms, TICK_LIMIT, max_deliveries, int(failed_ttl_s), 86400], client=pipe
+                )
+            results = await pipe.execute()
+        for moved, recovered, lost, next_due in results:
+            report.moved += moved
+            report.recovered += recovered
+            report.lost += lost
+            due = int(next_due)
+            if due >= 0 and (report.next_due is None or due / 1000 < report.next_due):
+                report.next_due = due / 1000
+        return report
+
+    @_guard("wait for schedule")
+    async def wait_for_schedule(self, timeout_s: float) -> None:
+        await self._rb.blpop([WAKE], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S)))
+
+    @_guard("acquire scheduler lock")
+    async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
+        token = await self._s["leader"]([LEADER, EPOCH], [holder, _ms(ttl_s)])
+        return int(token) if token else None
+
+    @_guard("release scheduler lock")
+    async def release_leader(self, holder: str) -> None:
+        await self._s["release_leader"]([LEADER], [holder])
+
+    # --- inspecting ------------------------------------------------------------
+    async def _routing_keys(self) -> list[str]:
+        return sorted(m.decode() for m in await self._r.smembers(ROUTING_KEYS))
+
+    async def _find(self, job_id: str) -> tuple[str, dict[bytes, bytes]] | None:
+        rks = await self._routing_keys()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for rk in rks:
+                pipe.hgetall(_prefix(rk) + "job:" + job_id)
+            found = await pipe.execute()
+        for rk, fields in zip(rks, found, strict=True):
+            if fields:
+                return rk, fields
+        return None
+
+    @_guard("get job")
+    async def get_job(self, job_id: str) -> Job | None:
+        hit = await self._find(job_id)
+        return None if hit is None else job_from_hash(job_id, hit[0], hit[1])
+
+    @_guard("wait for job")
+    async def wait_job(self, job_id: str, timeout_s: float) -> Job | None:
+        deadline = time.monotonic() + timeout_s
+        hit = await self._find(job_id)
+        if hit is None:
+            return None
+        p = _prefix(hit[0])
+        notify = p + "notify:" + job_id
+        while True:
+            status = (await self._s["watch"]([p + "job:" + job_id], [])).decode()
+            if status in ("", "completed", "failed", "cancelled"):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if await self._rb.blpop([notify], timeout=max(0.01, min(left, MAX_BLOCK_S))):
+                break
+        return await self.get_job(job_id)
+
+    @_guard("cancel")
+    async def cancel(self, job_id: str) -> str | None:
+        hit = await self._find(job_id)
+        if hit is None:
+            return None
+        p = _prefix(hit[0])
+        status = await self._s["cancel"](
+            [p + "ready", p + "scheduled", p + "finished"], [p, job_id, _ms(time.time()), 3600]
+        )
+        return status.decode() if status else None
+
+    @_guard("list jobs")
+    async def list_jobs(self, status: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
+        index = {
+            "pending": ("ready", False),
+            "scheduled": ("scheduled", False),
+            "processing": ("leases", False),
+            "failed": ("dead", True),
+            "completed": ("finished", True),
+            "cancelled": ("finished", True),
+        }
+        wanted = [status] if status else list(index)
+        rks = await self._routing_keys()
+        ids: list[tuple[str, bytes]] = []
+        async with self._r.pipeline(transaction=False) as pipe:
+            slots = sorted({index[s] for s in wanted})
+            for rk in rks:
+                for key, newest_first in slots:
+                    fetch = pipe.zrevrange if newest_first else pipe.zrange
+                    fetch(_prefix(rk) + key, 0, max(limit * 4, 1000) - 1)
+            lists = await pipe.execute()
+        pos = 0
+        for rk in rks:
+            for _ in slots:
+                ids.extend((rk, m) for m in lists[pos])
+                pos += 1
+        async with self._r.pipeline(transaction=False) as pipe:
+            for rk, member in ids:
+                pipe.hgetall(_prefix(rk) + "job:" + member.decode())
+            bodies = await pipe.execute()
+        jobs: list[Job] = []
+        for (rk, member), fields in zip(ids, bodies, strict=True):
+            if not fields:
+                continue
+            job = job_from_hash(member.decode(), rk, fields)
+            if (status is None or job.status.value == status) and (name is None or job.name == name):
+                jobs.append(job)
+        jobs.sort(key=lambda j: j.finished_at or j.created_at, reverse=True)
+        return jobs[:limit]
+
+    @_guard("retry dead jobs")
+    async def retry_dead(self, job_ids: Sequence[str] | None) -> int:
+        now_ms = _ms(time.time())
+        total = 0
+        for rk in await self._routing_keys():
+            p = _prefix(rk)
+            if job_ids is not None:
+                present = [i for i in job_ids if await self._r.zscore(p + "dead", i) is not None]
+                if not present:
+                    continue
+            else:
+                present = []
+            total += await self._s["retry_dead"]([p + "ready", p + "dead", p + "signal"], [p, now_ms, *present])
+        return int(total)
+
+    @_guard("purge dead jobs")
+    async def purge_dead(self) -> int:
+        total = 0
+        for rk in await self._routing_keys():
+            p = _prefix(rk)
+            total += await self._s["purge_dead"]([p + "dead"], [p])
+        return int(total)
+
+    @_guard("queue stats")
+    async def queue_stats(self) -> list[QueueStats]:
+        rks = await self._routing_keys()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for rk in rks:
+                p = _prefix(rk)
+                await self._s["stats"]([p + "ready", p + "scheduled", p + "leases", p + "dead"], [], client=pipe)
+            results = await pipe.execute()
+        stats = []
+        for rk, res in zip(rks, results, strict=True):
+            by_prio = {int(res[i]): int(res[i + 1]) for i in range(3, len(res), 2)}
+            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2])))
+        return stats
+
+
+def _group(leases: Sequence[Lease]) -> dict[str, list[Lease]]:
+    by_rk: dict[str, list[Lease]] = {}
+    for lease in leases:
+        by_rk.setdefault(lease.routing_key, []).append(lease)
+    return by_rk
+
+
+def _float(value: bytes | None) -> float | None:
+    return None if value is None or value == b"" else float(value)
+
+
+def job_from_hash(job_id: str, rk: str, fields: dict[bytes, bytes]) -> Job:
+    """Rebuild the wire-format job from its Redis hash (body + mutable fields)."""
+    body = fields.get(b"body", b"")
+    try:
+        job = wire.decode_job(body)
+    except PayloadError as exc:
+        job = Job(id=job_id, name="?", payload={}, routing_key=rk, error=str(exc))
+    job.status = JobStatus(fields.get(b"status", b"pending").decode())
+    job.attempts = int(fields.get(b"attempts", b"0"))
+    job.deliveries = int(fields.get(b"deliveries", b"0"))
+    if fields.get(b"error"):
+        job.error = fields[b"error"].decode()
+    if fields.get(b"traceback"):
+        job.traceback = fields[b"traceback"].decode()
+    if fields.get(b"reason"):
+        job.reason = fields[b"reason"].decode()
+    if b"result" in fields:
+        try:
+            job.result = wire.decode(fields[b"result"])
+        except PayloadError:
+            job.result = None
+    started, finished = _float(fields.get(b"started_at")), _float(fields.get(b"finished_at"))
+    job.started_at = started / 1000 if started else None
+    job.finished_at = finished / 1000 if finished else None
+    scheduled = _float(fields.get(b"scheduled_for"))
+    if scheduled:
+        job.scheduled_for = scheduled / 1000
+    job.progress = _float(fields.get(b"progress"))
+    if fields.get(b"worker"):
+        job.worker = fields[b"worker"].decode()
+    return job

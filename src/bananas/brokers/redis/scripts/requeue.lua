@@ -1,0 +1,22 @@
+-- Give leased jobs back to their queue at once (graceful shutdown). The delivery does not
+-- count towards max_deliveries.
+-- KEYS: 1 ready, 2 leases, 3 signal
+-- ARGV: 1 prefix, 2 now (ms), then per lease: id, token
+local n = 0
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local jk = ARGV[1] .. 'job:' .. id
+  local cur = redis.call('HMGET', jk, 'deliveries', 'status', 'prio')
+  if cur[1] == ARGV[i + 1] and cur[2] == 'processing' then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HSET', jk, 'status', 'pending')
+    redis.call('HINCRBY', jk, 'unacked', -1)
+    redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - tonumber(cur[3])) * 1e13 + tonumber(ARGV[2])), id)
+    n = n + 1
+  end
+end
+if n > 0 then
+  for _ = 1, math.min(n, 16) do redis.call('LPUSH', KEYS[3], 1) end
+  redis.call('LTRIM', KEYS[3], 0, 15)
+end
+return n

@@ -1,0 +1,26 @@
+-- Move dead-lettered jobs back to ready with a fresh retry budget.
+-- KEYS: 1 ready, 2 dead, 3 signal
+-- ARGV: 1 prefix, 2 now (ms), then ids (none = all)
+local ids = {}
+if #ARGV > 2 then
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+else
+  ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+end
+local n = 0
+for _, id in ipairs(ids) do
+  local jk = ARGV[1] .. 'job:' .. id
+  if redis.call('ZREM', KEYS[2], id) == 1 and redis.call('HGET', jk, 'status') == 'failed' then
+    local prio = tonumber(redis.call('HGET', jk, 'prio')) or 50
+    redis.call('HSET', jk, 'status', 'pending', 'attempts', 0, 'unacked', 0)
+    redis.call('HDEL', jk, 'reason', 'finished_at', 'watch')
+    redis.call('PERSIST', jk)
+    redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - prio) * 1e13 + tonumber(ARGV[2])), id)
+    n = n + 1
+  end
+end
+if n > 0 then
+  for _ = 1, math.min(n, 16) do redis.call('LPUSH', KEYS[3], 1) end
+  redis.call('LTRIM', KEYS[3], 0, 15)
+end
+return n

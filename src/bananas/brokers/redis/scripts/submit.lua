@@ -1,0 +1,37 @@
+-- Store jobs and make them ready or scheduled. One call per batch.
+-- KEYS: 1 ready, 2 scheduled, 3 signal, 4 routing-key set, 5 scheduler wake list
+-- ARGV: 1 key prefix "bananas:{rk}:", 2 routing key, 3 now (ms), 4 watch (0|1),
+--       then per job: id, body, priority, run_at (ms, 0 = now)
+local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4]
+local ready_n, earliest = 0, nil
+for i = 5, #ARGV, 4 do
+  local id, prio, run_at = ARGV[i], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local jk = prefix .. 'job:' .. id
+  if redis.call('EXISTS', jk) == 0 then
+    if run_at > now then
+      redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'scheduled', 'prio', ARGV[i + 2],
+        'attempts', 0, 'deliveries', 0, 'unacked', 0, 'scheduled_for', ARGV[i + 3])
+      redis.call('ZADD', KEYS[2], ARGV[i + 3], id)
+      if earliest == nil or run_at < earliest then earliest = run_at end
+    else
+      redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'pending', 'prio', ARGV[i + 2],
+        'attempts', 0, 'deliveries', 0, 'unacked', 0)
+      redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - prio) * 1e13 + now), id)
+      ready_n = ready_n + 1
+    end
+    if watch == '1' then redis.call('HSET', jk, 'watch', 1) end
+  end
+end
+if ready_n > 0 then
+  for _ = 1, math.min(ready_n, 16) do redis.call('LPUSH', KEYS[3], 1) end
+  redis.call('LTRIM', KEYS[3], 0, 15)
+end
+if earliest ~= nil then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if tonumber(first[2]) >= earliest then
+    redis.call('LPUSH', KEYS[5], 1)
+    redis.call('LTRIM', KEYS[5], 0, 3)
+  end
+end
+redis.call('SADD', KEYS[4], ARGV[2])
+return ready_n

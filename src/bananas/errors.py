@@ -1,0 +1,101 @@
+"""The whole Bananas exception tree.
+
+```text
+BananasError
+├── ConfigurationError
+│   └── MissingDependencyError   names the extra: pip install "bananas[nats]"
+├── PermanentError               raised by handlers: fail now, no retry
+├── PayloadError                 payload does not fit the handler's hints
+│   └── PayloadTooLarge
+├── BrokerError
+│   └── BrokerUnavailable
+├── JobError: JobNotFound, JobTimeout, JobFailed
+├── ResultError: ResultTimeout
+└── RateLimitExceeded
+```
+"""
+
+from __future__ import annotations
+
+
+class BananasError(Exception):
+    """Root of every error Bananas raises."""
+
+
+class ConfigurationError(BananasError):
+    """A setting, URL, priority, routing key or CLI option is invalid."""
+
+
+class MissingDependencyError(ConfigurationError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class PermanentError(BananasError):
+    """Raised by a handler to fail the job at once, without retry."""
+
+
+class PayloadError(BananasError):
+    """A payload is not a JSON object or does not fit the handler's type hints."""
+
+
+class PayloadTooLarge(PayloadError):
+    """An encoded job is larger than the configured size limit."""
+
+
+class BrokerError(BananasError):
+    """The broker answered with an error."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker could not be reached within the timeout; the message names the operation."""
+
+
+class JobError(BananasError):
+    """Base for errors about one job."""
+
+
+class JobNotFound(JobError):
+    """No job with this id exists (or its record has expired)."""
+
+
+class JobTimeout(JobError):
+    """A handler ran longer than the job's timeout."""
+
+
+class JobFailed(JobError):
+    """``submit_and_wait`` found the job failed or cancelled; ``.job`` holds its record."""
+
+    def __init__(self, message: str, job: object = None) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class ResultError(BananasError):
+    """Base for errors about results."""
+
+
+class ResultTimeout(ResultError):
+    """The job did not reach a terminal status before the wait timed out."""
+
+
+class RateLimitExceeded(BananasError):
+    """A rate limit refused the operation."""
+
+
+__all__ = [
+    "BananasError",
+    "BrokerError",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "JobError",
+    "JobFailed",
+    "JobNotFound",
+    "JobTimeout",
+    "MissingDependencyError",
+    "PayloadError",
+    "PayloadTooLarge",
+    "PermanentError",
+    "RateLimitExceeded",
+    "ResultError",
+    "ResultTimeout",
+]

@@ -1,0 +1,186 @@
+"""The job data model: plain data, no I/O."""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+
+from bananas.errors import ConfigurationError
+
+#: Version of the job wire format (the ``v`` field).
+WIRE_VERSION = 1
+
+#: Routing keys: letters, digits and ``_ - . :``, 1 to 64 characters. No braces (they are
+#: the Redis hash-tag delimiters) and no whitespace.
+ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
+
+#: Job names follow the same rule as Python dotted names, loosely.
+JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_\-.:]{1,200}$")
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life; the values are the wire strings."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job will never change status again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+TERMINAL_STATUSES: frozenset[str] = frozenset(s.value for s in _TERMINAL)
+
+
+class Priority(enum.IntEnum):
+    """Named points on the 0..100 priority score; higher runs first."""
+
+    LOW = 10
+    NORMAL = 50
+    HIGH = 90
+
+
+class DeadReason(str, enum.Enum):
+    """Why a job was dead-lettered (the ``reason`` field of a failed job)."""
+
+    MAX_RETRIES = "max_retries"
+    PERMANENT = "permanent_error"
+    PAYLOAD = "invalid_payload"
+    NO_HANDLER = "no_handler"
+    WORKER_LOST = "worker_lost"
+    MALFORMED = "malformed"
+
+
+def parse_priority(value: str | int | Priority | None) -> int:
+    """Turn ``"high"``, ``Priority.HIGH`` or an int 0..100 into the int score.
+
+    Raises:
+        ConfigurationError: unknown name, or an int outside 0..100.
+    """
+    if value is None:
+        return int(Priority.NORMAL)
+    if isinstance(value, bool):
+        raise ConfigurationError(f"priority must be a name or an int 0..100, not {value!r}")
+    if isinstance(value, int):
+        if 0 <= value <= 100:
+            return int(value)
+        raise ConfigurationError(f"priority {value} is outside 0..100")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_priority(int(text))
+        try:
+            return int(Priority[text.upper()])
+        except KeyError:
+            names = ", ".join(p.name.lower() for p in Priority)
+            raise ConfigurationError(f"unknown priority {value!r}: use one of {names} or an int 0..100") from None
+    raise ConfigurationError(f"priority must be a name or an int 0..100, not {value!r}")
+
+
+def check_routing_key(routing_key: str) -> str:
+    """Return the routing key if legal.
+
+    Raises:
+        ConfigurationError: the key is empty, too long or has illegal characters.
+    """
+    if not isinstance(routing_key, str) or not ROUTING_KEY_RE.match(routing_key):
+        raise ConfigurationError(f"illegal routing key {routing_key!r}: use 1-64 characters from A-Z a-z 0-9 _ - . :")
+    return routing_key
+
+
+def check_job_name(name: str) -> str:
+    """Return the job name if legal.
+
+    Raises:
+        ConfigurationError: the name is empty, too long or has illegal characters.
+    """
+    if not isinstance(name, str) or not JOB_NAME_RE.match(name):
+        raise ConfigurationError(f"illegal job name {name!r}: use 1-200 characters from A-Z a-z 0-9 _ - . :")
+    return name
+
+
+def to_seconds(value: float | timedelta | None) -> float | None:
+    """Convert a ``float | timedelta`` argument to seconds once, at the edge."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+class Job(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """One job, exactly the JSON object of the wire format (see docs/WIRE.md)."""
+
+    id: str
+    name: str
+    payload: dict[str, Any]
+    priority: int = int(Priority.NORMAL)
+    routing_key: str = "default"
+    status: JobStatus = JobStatus.PENDING
+    attempts: int = 0
+    max_retries: int = 3
+    timeout: float = 300.0
+    created_at: float = 0.0
+    scheduled_for: float | None = None
+    description: str = ""
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    error: str | None = None
+    result: Any = None
+    v: int = WIRE_VERSION
+    # Fields below are filled by the broker when a job is read back.
+    reason: str | None = None
+    traceback: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    deliveries: int = 0
+    progress: float | None = None
+    worker: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the job has finished for good (completed, failed or cancelled)."""
+        return self.status.is_terminal
+
+
+# ---------------------------------------------------------------------------
+# ULIDs: 48-bit millisecond timestamp + 80 random bits, Crockford base32, monotonic
+# within a process so that ids made in the same millisecond still sort in order.
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ulid_lock = threading.Lock()
+_ulid_state = [0, 0]  # last millisecond, last random part
+
+
+def new_id() -> str:
+    """Return a new ULID string (26 characters, sortable by creation time)."""
+    ms = time.time_ns() // 1_000_000
+    with _ulid_lock:
+        if ms <= _ulid_state[0]:
+            ms = _ulid_state[0]
+            rand = _ulid_state[1] + 1
+            if rand >= 1 << 80:  # pragma: no cover - 2^80 ids in one millisecond
+                ms += 1
+                rand = int.from_bytes(os.urandom(10), "big") >> 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave room to increment
+        _ulid_state[0] = ms
+        _ulid_state[1] = rand
+    value = (ms << 80) | rand
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

@@ -1,0 +1,89 @@
+"""``Scheduler``: leader-elected loop that runs the broker's tick exactly when needed.
+
+It sleeps until the earliest due time the last tick reported (a scheduled job or a lease
+deadline), or until a client pushes an earlier delayed job (the broker's wake signal),
+capped at a third of the leader lock's lifetime so the lock is kept fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from bananas.brokers.base import Broker
+from bananas.errors import BananasError
+from bananas.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Runs inside workers (default) or alone (``bananas scheduler``).
+
+    Args:
+        broker: the broker to tick.
+        settings: scheduler and worker settings (``max_deliveries``, TTLs).
+        holder: this instance's name in the leader lock.
+    """
+
+    def __init__(self, broker: Broker, settings: Settings, *, holder: str) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.holder = holder
+        self.token: int | None = None
+        self.ticks = 0
+        self._stopping = False
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this instance held the lock at its last attempt."""
+        return self.token is not None
+
+    async def run(self) -> None:
+        """Loop until cancelled or ``stop``."""
+        s = self.settings.scheduler
+        cycle = s.leader_ttl_s / 3
+        while not self._stopping:
+            try:
+                await self._step(cycle)
+            except BananasError as exc:
+                self.token = None
+                logger.warning("scheduler: broker trouble: %s", exc, extra={"component": "scheduler"})
+                await asyncio.sleep(min(1.0, cycle))
+
+    async def _step(self, cycle: float) -> None:
+        s = self.settings.scheduler
+        token = await self.broker.acquire_leader(self.holder, s.leader_ttl_s)
+        if token != self.token:
+            state = f"leader (token {token})" if token else "follower"
+            logger.info("scheduler %s is now %s", self.holder, state, extra={"component": "scheduler"})
+        self.token = token
+        if token is None:
+            await asyncio.sleep(cycle)
+            return
+        renew_by = time.time() + cycle
+        while not self._stopping and time.time() < renew_by:
+            report = await self.broker.tick(self.settings.worker.max_deliveries, self.settings.jobs.failed_ttl_s)
+            self.ticks += 1
+            if report.moved or report.recovered or report.lost:
+                logger.info(
+                    "scheduler moved %d due jobs, recovered %d expired leases, dead-lettered %d as worker_lost",
+                    report.moved, report.recovered, report.lost, extra={"component": "scheduler"},
+                )  # fmt: skip
+            wake_at = renew_by if report.next_due is None else min(renew_by, report.next_due)
+            timeout = wake_at - time.time()
+            if timeout > 0.002:
+                await self.broker.wait_for_schedule(timeout)
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Stop the loop running as ``task`` and hand the lock over."""
+        self._stopping = True
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if self.token is not None:
+            try:
+                await self.broker.release_leader(self.holder)
+            except BananasError:
+                pass
+            self.token = None

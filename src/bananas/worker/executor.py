@@ -1,0 +1,133 @@
+"""Run one delivery: decode, find the handler, check the payload, call it, judge the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from bananas import wire
+from bananas.brokers.base import Delivery, Outcome
+from bananas.context import Context
+from bananas.errors import PayloadError, PermanentError
+from bananas.job import DeadReason, Job
+from bananas.task import RetryPolicy, Task
+from bananas.worker.threads import DaemonPool
+
+logger = logging.getLogger(__name__)
+
+#: Longest traceback stored on a job.
+MAX_TRACEBACK_CHARS = 16_384
+
+
+class Executor:
+    """Turns a ``Delivery`` into an ``Outcome``; never raises except ``CancelledError``."""
+
+    def __init__(
+        self,
+        tasks: dict[str, Task[Any, Any]],
+        pool: DaemonPool,
+        worker_id: str,
+        report_progress: Callable[[str, str, float], None],
+    ) -> None:
+        self._tasks = tasks
+        self._pool = pool
+        self._worker_id = worker_id
+        self._report_progress = report_progress
+        self._default_retry = RetryPolicy()
+
+    def context_for(self, d: Delivery, job: Job) -> Context:
+        """A fresh ``Context`` for this delivery."""
+        return Context(
+            d.id, job.name, d.attempts + 1, d.routing_key,
+            lambda value: self._report_progress(d.id, d.routing_key, value),
+        )  # fmt: skip
+
+    async def run(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
+        """Execute the delivery; ``ctx_box`` receives the ``Context`` so the lease keeper
+        can flag cancellation."""
+        attempt = d.attempts + 1
+        try:
+            job = wire.decode_job(d.body)
+        except PayloadError as exc:
+            return self._dead(d, attempt, DeadReason.MALFORMED, str(exc))
+        task = self._tasks.get(job.name)
+        if task is None:
+            return self._dead(d, attempt, DeadReason.NO_HANDLER, f"no handler registered for '{job.name}'")
+        try:
+            kwargs = task.spec.check(job.payload)
+        except PayloadError as exc:
+            return self._dead(d, attempt, DeadReason.PAYLOAD, str(exc))
+        ctx = self.context_for(d, job)
+        ctx_box.append(ctx)
+        if task.spec.context_param:
+            kwargs[task.spec.context_param] = ctx
+        extra = {"job_id": d.id, "job_name": job.name, "attempt": attempt, "routing_key": d.routing_key}
+        started = time.perf_counter()
+        try:
+            result = await self._call(task, kwargs, job.timeout)
+        except asyncio.CancelledError:
+            raise
+        except PermanentError as exc:
+            return self._dead(d, attempt, DeadReason.PERMANENT, _describe(exc), traceback.format_exc())
+        except TimeoutError as exc:
+            message = str(exc) if str(exc).startswith("timed out") else _describe(exc)
+            return self._failed_attempt(d, job, task.retry, attempt, message, traceback.format_exc())
+        except BaseException as exc:  # noqa: BLE001 - no handler exception may kill the worker
+            return self._failed_attempt(d, job, task.retry, attempt, _describe(exc), traceback.format_exc())
+        try:
+            data = wire.encode(result)
+        except PayloadError as exc:
+            return self._dead(d, attempt, DeadReason.PERMANENT, f"handler returned a value that {exc}")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("job %s done in %.1f ms", d.id, (time.perf_counter() - started) * 1e3, extra=extra)
+        return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
+
+    async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
+        if task.spec.is_async:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await task.fn(**kwargs)
+            except TimeoutError:
+                raise TimeoutError(f"timed out after {timeout_s:g} s") from None
+        future = self._pool.submit(task.fn, kwargs)
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            self._pool.abandon()  # the thread runs on; its late result is discarded
+            raise TimeoutError(f"timed out after {timeout_s:g} s (sync handler abandoned)") from None
+
+    def _failed_attempt(self, d: Delivery, job: Job, policy: RetryPolicy, attempt: int, error: str, tb: str) -> Outcome:
+        tb = tb[-MAX_TRACEBACK_CHARS:]
+        if attempt > job.max_retries:
+            message = f"{error} (gave up after {attempt} attempts)"
+            logger.warning("job %s dead-lettered: %s", d.id, message, extra={"job_id": d.id, "job_name": job.name})
+            return Outcome(
+                d.id, d.routing_key, d.token, "failed", attempt,
+                error=message, traceback=tb, reason=DeadReason.MAX_RETRIES.value,
+            )  # fmt: skip
+        delay = policy.delay_s(attempt, random.random())
+        logger.info(
+            "job %s attempt %d failed, retry in %.2f s: %s", d.id, attempt, delay, error,
+            extra={"job_id": d.id, "job_name": job.name, "attempt": attempt},
+        )  # fmt: skip
+        return Outcome(
+            d.id, d.routing_key, d.token, "retry", attempt,
+            error=error, traceback=tb, retry_at=time.time() + delay,
+        )  # fmt: skip
+
+    def _dead(self, d: Delivery, attempt: int, reason: DeadReason, error: str, tb: str = "") -> Outcome:
+        logger.warning("job %s dead-lettered (%s): %s", d.id, reason.value, error, extra={"job_id": d.id})
+        return Outcome(
+            d.id, d.routing_key, d.token, "failed", attempt,
+            error=error, traceback=tb[-MAX_TRACEBACK_CHARS:], reason=reason.value,
+        )  # fmt: skip
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,290 @@
+"""``Worker``: fetch only as many jobs as there are free slots, run them, ack in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bananas import brokers
+from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome
+from bananas.context import Context
+from bananas.errors import BananasError
+from bananas.job import new_id
+from bananas.scheduler.scheduler import Scheduler
+from bananas.settings import Settings
+from bananas.worker.executor import Executor
+from bananas.worker.leases import LeaseKeeper
+from bananas.worker.threads import DaemonPool
+
+if TYPE_CHECKING:
+    from bananas.app import Bananas
+
+logger = logging.getLogger(__name__)
+
+#: Longest time an idle worker blocks on the broker before asking again.
+IDLE_BLOCK_S = 5.0
+
+
+class Backoff:
+    """Exponential reconnect delays: 0.05 s doubling up to ``cap_s``."""
+
+    def __init__(self, cap_s: float = 1.0) -> None:
+        self.cap_s = cap_s
+        self.delay_s = 0.0
+
+    def next(self) -> float:
+        self.delay_s = min(self.cap_s, max(0.05, self.delay_s * 2))
+        return self.delay_s
+
+    def reset(self) -> None:
+        self.delay_s = 0.0
+
+
+class _Held:
+    """A delivery this worker holds until its outcome is stored."""
+
+    __slots__ = ("ctx", "delivery", "lease")
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.lease = Lease(delivery.id, delivery.routing_key, delivery.token)
+        self.ctx: list[Context] = []
+
+
+class Worker:
+    """One worker process's engine.
+
+    Args:
+        app: the application whose tasks this worker runs.
+        settings: worker, scheduler and job settings (default: the app's).
+        broker: an existing broker (default: one from the settings' URL).
+    """
+
+    def __init__(self, app: Bananas, settings: Settings | None = None, *, broker: Broker | None = None) -> None:
+        self.app = app
+        self.settings = settings or app.settings
+        self.broker = broker or brokers.from_url(self.settings.url)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
+        self.processed = 0
+        self.duplicates = 0
+        self._held: dict[str, _Held] = {}
+        self._acks: list[Outcome] = []
+        self._progress: dict[str, tuple[str, str, float]] = {}
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._fetcher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle_since = time.monotonic()
+
+    # --- control -----------------------------------------------------------------
+    def stop(self) -> None:
+        """Begin a graceful stop: fetch nothing more, finish what runs (thread-safe)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stopping = True
+            return
+        try:
+            loop.call_soon_threadsafe(self._begin_stop)
+        except RuntimeError:
+            pass
+
+    def _begin_stop(self) -> None:
+        if not self._stopping:
+            logger.info("worker %s stopping", self.id, extra={"component": "worker", "worker_id": self.id})
+        self._stopping = True
+        if self._fetcher is not None:
+            self._fetcher.cancel()
+
+    async def run(self) -> None:
+        """Run until ``stop()``; then finish running jobs within the grace period,
+        give the rest back to their queues and return."""
+        w = self.settings.worker
+        self._loop = asyncio.get_running_loop()
+        self._slot_free = asyncio.Event()
+        self._ack_wanted = asyncio.Event()
+        self._acks_stored = asyncio.Event()
+        self._acking = False
+        self._pool = DaemonPool(w.concurrency, self._loop)
+        self._executor = Executor(self.app.tasks, self._pool, self.id, self._report_progress)
+        keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
+        keeper.start()
+        scheduler = Scheduler(self.broker, self.settings, holder=self.id) if w.enable_scheduler else None
+        scheduler_task = asyncio.create_task(scheduler.run()) if scheduler else None
+        acker = asyncio.create_task(self._ack_loop())
+        logger.info(
+            "worker %s started: routing keys %s, concurrency %d", self.id, ",".join(w.routing_keys),
+            w.concurrency, extra={"component": "worker", "worker_id": self.id},
+        )  # fmt: skip
+        try:
+            if not self._stopping:
+                self._fetcher = asyncio.create_task(self._fetch_loop())
+                try:
+                    await self._fetcher
+                except asyncio.CancelledError:
+                    if not self._stopping:
+                        raise
+            await self._drain(w.grace_s)
+        finally:
+            if scheduler is not None and scheduler_task is not None:
+                await scheduler.stop(scheduler_task)
+            acker.cancel()
+            await asyncio.gather(acker, return_exceptions=True)
+            keeper.stop()
+            self._pool.shutdown()
+            await self.broker.close()
+            logger.info("worker %s stopped after %d jobs", self.id, self.processed, extra={"component": "worker"})
+
+    # --- fetching ------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        w = self.settings.worker
+        backoff = Backoff()
+        while not self._stopping:
+            free = w.concurrency - len(self._held)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id)
+                if not batch:
+                    await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S)
+                    backoff.reset()
+                    continue
+            except BananasError as exc:
+                delay = backoff.next()
+                logger.warning("broker trouble, retrying in %.2f s: %s", delay, exc, extra={"component": "broker"})
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            for d in batch:
+                held = _Held(d)
+                self._held[d.id] = held
+                task = asyncio.create_task(self._execute(held))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, held: _Held) -> None:
+        try:
+            outcome = await self._executor.run(held.delivery, held.ctx)
+        except asyncio.CancelledError:
+            return  # shutdown after the grace period: the lease is given back by _drain
+        except BaseException as exc:
+            logger.exception("internal error running job %s", held.delivery.id)
+            d = held.delivery
+            outcome = Outcome(
+                d.id, d.routing_key, d.token, "retry", d.attempts + 1, error=repr(exc), retry_at=time.time() + 1
+            )
+        self._acks.append(outcome)
+        self._ack_wanted.set()
+
+    # --- acknowledging -------------------------------------------------------------
+    async def _ack_loop(self) -> None:
+        jobs = self.settings.jobs
+        ttl = (jobs.completed_ttl_s, jobs.failed_ttl_s)
+        backoff = Backoff()
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            if self._progress:
+                items, self._progress = list(self._progress.values()), {}
+                try:
+                    await self.broker.set_progress(items)
+                except BananasError as exc:
+                    logger.debug("progress update lost: %s", exc)
+            if not self._acks:
+                continue
+            batch, self._acks = self._acks, []
+            self._acking = True
+            while True:
+                try:
+                    accepted = await self.broker.ack(batch, ttl)
+                    break
+                except BananasError as exc:  # keep the outcomes; the leases keep being renewed
+                    delay = backoff.next()
+                    logger.warning("could not store %d outcomes, retrying in %.2f s: %s", len(batch), delay, exc)
+                    await asyncio.sleep(delay)
+            backoff.reset()
+            for outcome, ok in zip(batch, accepted, strict=True):
+                self._held.pop(outcome.id, None)
+                if not ok:
+                    self.duplicates += 1
+                    logger.warning(
+                        "outcome of job %s refused: its lease was reclaimed (duplicate run)", outcome.id,
+                        extra={"job_id": outcome.id, "component": "worker"},
+                    )  # fmt: skip
+            self.processed += len(batch)
+            self._acking = False
+            self._acks_stored.set()
+            self._slot_free.set()
+
+    def _report_progress(self, job_id: str, rk: str, value: float) -> None:
+        def record() -> None:
+            self._progress[job_id] = (job_id, rk, value)
+            self._ack_wanted.set()
+
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(record)
+
+    # --- leases ----------------------------------------------------------------------
+    def _snapshot(self) -> Sequence[Lease]:
+        return [h.lease for h in list(self._held.values())]
+
+    def _on_lease_state(self, lease: Lease, state: LeaseState) -> None:
+        held = self._held.get(lease.id)
+        if held is None:
+            return
+        if state == "cancel":
+            for ctx in held.ctx:
+                ctx._cancel()
+        else:
+            logger.warning("lease of job %s was lost; its outcome will be refused", lease.id)
+
+    # --- stopping --------------------------------------------------------------------
+    async def _drain(self, grace_s: float) -> None:
+        running = set(self._tasks)
+        if running:
+            logger.info("waiting up to %.1f s for %d running jobs", grace_s, len(running))
+            _, pending = await asyncio.wait(running, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        finished = {o.id for o in self._acks}
+        unfinished = [h.lease for h in self._held.values() if h.lease.id not in finished]
+        await self._flush_final()
+        if unfinished:
+            try:
+                await self.broker.requeue(unfinished)
+                logger.info("gave %d unfinished jobs back to their queues", len(unfinished))
+            except BananasError as exc:
+                logger.warning("could not requeue %d jobs (their leases will expire): %s", len(unfinished), exc)
+            for lease in unfinished:
+                self._held.pop(lease.id, None)
+
+    async def _flush_final(self) -> None:
+        """Wait until every outcome is stored (bounded by the lease length)."""
+        try:
+            async with asyncio.timeout(max(5.0, self.settings.worker.lease_s)):
+                while self._acks or self._acking:
+                    self._acks_stored.clear()
+                    self._ack_wanted.set()
+                    await self._acks_stored.wait()
+        except TimeoutError:
+            logger.warning("%d outcomes not stored at exit; their jobs will run again", len(self._acks))
+
+
+async def run_worker(app: Bananas, settings: Settings, *, install_signals: bool = True) -> Worker:
+    """Run a worker until SIGTERM/SIGINT (used by the CLI)."""
+    import signal
+
+    worker = Worker(app, settings)
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
+    return worker
