@@ -1,0 +1,289 @@
+"""The broker contract: every backend passes these same tests (see conftest BROKERS)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bananas import wire
+from bananas.brokers import Broker, Lease, Outcome, from_url
+from bananas.job import Job, JobStatus, new_id
+
+TTL = (3600.0, 86400.0)
+
+
+@pytest.fixture
+async def broker(broker_url: str) -> AsyncIterator[Broker]:
+    b = from_url(broker_url)
+    yield b
+    await b.close()
+
+
+def make_job(name: str = "t", *, priority: int = 50, rk: str = "default", at: float | None = None) -> tuple[Job, bytes]:
+    job = Job(id=new_id(), name=name, payload={"n": 1}, priority=priority, routing_key=rk,
+              created_at=time.time(), scheduled_for=at)  # fmt: skip
+    return job, wire.encode_job(job)
+
+
+async def test_priority_order_and_fifo_within_priority(broker: Broker) -> None:
+    jobs = [make_job("low1", priority=10), make_job("high1", priority=90), make_job("mid", priority=50),
+            make_job("high2", priority=90), make_job("low2", priority=10), make_job("top", priority=100)]  # fmt: skip
+    await broker.enqueue(jobs)
+    got = await broker.dequeue(["default"], 10, 30, "w")
+    names = [wire.decode_job(d.body).name for d in got]
+    assert names == ["top", "high1", "high2", "mid", "low1", "low2"]
+
+
+async def test_fifo_across_separate_enqueues(broker: Broker) -> None:
+    ids = []
+    for _ in range(20):
+        job = make_job()
+        await broker.enqueue([job])
+        ids.append(job[0].id)
+    got = await broker.dequeue(["default"], 50, 30, "w")
+    assert [d.id for d in got] == ids
+
+
+async def test_dequeue_respects_count_and_routing_key_order(broker: Broker) -> None:
+    await broker.enqueue([make_job(rk="b") for _ in range(3)])
+    await broker.enqueue([make_job(rk="a") for _ in range(2)])
+    await broker.enqueue([make_job(rk="c")])
+    got = await broker.dequeue(["a", "b"], 4, 30, "w")
+    assert [d.routing_key for d in got] == ["a", "a", "b", "b"]
+    rest = await broker.dequeue(["a", "b"], 10, 30, "w")
+    assert [d.routing_key for d in rest] == ["b"]
+    assert await broker.dequeue(["a", "b"], 10, 30, "w") == []
+
+
+async def test_dequeue_leases_and_sets_processing(broker: Broker) -> None:
+    job, body = make_job()
+    await broker.enqueue([(job, body)])
+    [d] = await broker.dequeue(["default"], 1, 30, "worker-1")
+    assert d.id == job.id and d.body == body and d.token == 1 and d.attempts == 0
+    seen = await broker.get_job(job.id)
+    assert seen is not None and seen.status is JobStatus.PROCESSING and seen.worker == "worker-1"
+    assert await broker.dequeue(["default"], 1, 30, "worker-2") == []
+
+
+async def test_ack_completed_stores_result_and_wakes_waiter(broker: Broker) -> None:
+    job, body = make_job()
+    await broker.enqueue([(job, body)], watch=True)
+    other = broker.clone()
+    waiter = asyncio.create_task(other.wait_job(job.id, 10))
+    [d] = await broker.dequeue(["default"], 1, 30, "w")
+    ok = await broker.ack([Outcome(d.id, d.routing_key, d.token, "completed", 1, result=b'{"x": 1}')], TTL)
+    assert ok == [True]
+    t0 = time.monotonic()
+    done = await asyncio.wait_for(waiter, 5)
+    assert time.monotonic() - t0 < 2
+    assert done is not None and done.status is JobStatus.COMPLETED and done.result == {"x": 1}
+    assert done.attempts == 1 and done.finished_at is not None
+    await other.close()
+
+
+async def test_wait_job_times_out_on_unfinished_job(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    t0 = time.monotonic()
+    seen = await broker.wait_job(job[0].id, 0.3)
+    assert 0.25 <= time.monotonic() - t0 < 3
+    assert seen is not None and seen.status is JobStatus.PENDING
+
+
+async def test_stale_token_is_refused(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    [d] = await broker.dequeue(["default"], 1, 30, "w")
+    stale = Outcome(d.id, d.routing_key, d.token + 1, "completed", 1)
+    assert await broker.ack([stale], TTL) == [False]
+    good = Outcome(d.id, d.routing_key, d.token, "completed", 1)
+    assert await broker.ack([good], TTL) == [True]
+    assert await broker.ack([good], TTL) == [False]  # a second outcome is a duplicate
+
+
+async def test_retry_goes_to_scheduled_then_ready_when_due(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    [d] = await broker.dequeue(["default"], 1, 30, "w")
+    retry_at = time.time() + 0.3
+    await broker.ack([Outcome(d.id, "default", d.token, "retry", 1, error="boom", retry_at=retry_at)], TTL)
+    seen = await broker.get_job(d.id)
+    assert seen is not None and seen.status is JobStatus.SCHEDULED and seen.error == "boom" and seen.attempts == 1
+    report = await broker.tick(3, 86400)
+    assert report.moved == 0 and report.next_due is not None and abs(report.next_due - retry_at) < 0.01
+    assert await broker.dequeue(["default"], 1, 30, "w") == []
+    await asyncio.sleep(max(0.0, retry_at - time.time()) + 0.01)  # time itself is the condition here
+    assert (await broker.tick(3, 86400)).moved == 1
+    [again] = await broker.dequeue(["default"], 1, 30, "w")
+    assert again.id == d.id and again.attempts == 1 and again.token == 2
+
+
+async def test_delayed_job_waits_until_due(broker: Broker) -> None:
+    job = make_job(at=time.time() + 0.4)
+    await broker.enqueue([job])
+    seen = await broker.get_job(job[0].id)
+    assert seen is not None and seen.status is JobStatus.SCHEDULED
+    await broker.tick(3, 86400)
+    assert await broker.dequeue(["default"], 1, 30, "w") == []
+    await asyncio.sleep(0.45)
+    await broker.tick(3, 86400)
+    assert [d.id for d in await broker.dequeue(["default"], 1, 30, "w")] == [job[0].id]
+
+
+async def test_failed_goes_to_dead_letter_and_can_be_retried_or_purged(broker: Broker) -> None:
+    jobs = [make_job() for _ in range(3)]
+    await broker.enqueue(jobs)
+    ds = await broker.dequeue(["default"], 3, 30, "w")
+    await broker.ack(
+        [Outcome(d.id, "default", d.token, "failed", 1, error="bad", reason="permanent_error", traceback="tb")
+         for d in ds], TTL,
+    )  # fmt: skip
+    dead = await broker.list_jobs("failed")
+    assert {j.id for j in dead} == {d.id for d in ds}
+    assert all(j.reason == "permanent_error" and j.error == "bad" and j.traceback == "tb" for j in dead)
+    [stats] = await broker.queue_stats()
+    assert stats.dead == 3 and stats.ready == 0
+    assert await broker.retry_dead([ds[0].id]) == 1
+    again = await broker.dequeue(["default"], 5, 30, "w")
+    assert [d.id for d in again] == [ds[0].id]
+    assert await broker.purge_dead() == 2
+    assert await broker.list_jobs("failed") == []
+    assert await broker.get_job(ds[1].id) is None
+
+
+async def test_retry_all_dead(broker: Broker) -> None:
+    await broker.enqueue([make_job() for _ in range(2)])
+    ds = await broker.dequeue(["default"], 2, 30, "w")
+    await broker.ack([Outcome(d.id, "default", d.token, "failed", 1, error="x", reason="max_retries") for d in ds], TTL)
+    assert await broker.retry_dead(None) == 2
+    assert len(await broker.dequeue(["default"], 5, 30, "w")) == 2
+
+
+async def test_expired_lease_returns_job_then_dead_letters_after_max_deliveries(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    tokens = []
+    for _ in range(3):
+        [d] = await broker.dequeue(["default"], 1, 0.05, "w")
+        tokens.append(d.token)
+        await asyncio.sleep(0.08)  # let the lease lapse: wall-clock time is what is under test
+        report = await broker.tick(3, 86400)
+        assert report.recovered + report.lost == 1
+    assert tokens == [1, 2, 3]
+    seen = await broker.get_job(job[0].id)
+    assert seen is not None and seen.status is JobStatus.FAILED and seen.reason == "worker_lost"
+    assert seen.error is not None and "worker_lost" in seen.error
+    assert await broker.ack([Outcome(job[0].id, "default", 3, "completed", 1)], TTL) == [False]
+
+
+async def test_renew_keeps_lease_and_reports_loss_and_cancel(broker: Broker) -> None:
+    await broker.enqueue([make_job(), make_job()])
+    a, b = await broker.dequeue(["default"], 2, 0.2, "w")
+    assert await broker.renew([Lease(a.id, "default", a.token), Lease(b.id, "default", b.token)], 30) == ["ok", "ok"]
+    await asyncio.sleep(0.25)
+    assert (await broker.tick(3, 86400)).recovered == 0
+    assert await broker.cancel(a.id) == "processing"
+    states = await broker.renew([Lease(a.id, "default", a.token), Lease(b.id, "default", b.token + 5)], 30)
+    assert states == ["cancel", "lost"]
+
+
+async def test_requeue_gives_jobs_back_without_counting_delivery(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    [d] = await broker.dequeue(["default"], 1, 30, "w")
+    await broker.requeue([Lease(d.id, "default", d.token)])
+    seen = await broker.get_job(d.id)
+    assert seen is not None and seen.status is JobStatus.PENDING
+    for _ in range(3):  # requeued deliveries never count towards max_deliveries
+        [d] = await broker.dequeue(["default"], 1, 30, "w")
+        await broker.requeue([Lease(d.id, "default", d.token)])
+    [d] = await broker.dequeue(["default"], 1, 0.01, "w")
+    await asyncio.sleep(0.03)
+    assert (await broker.tick(3, 86400)).recovered == 1
+
+
+async def test_cancel_pending_and_scheduled_jobs_never_run(broker: Broker) -> None:
+    pending, scheduled = make_job(), make_job(at=time.time() + 0.05)
+    await broker.enqueue([pending, scheduled])
+    assert await broker.cancel(pending[0].id) == "pending"
+    assert await broker.cancel(scheduled[0].id) == "scheduled"
+    await asyncio.sleep(0.06)
+    await broker.tick(3, 86400)
+    assert await broker.dequeue(["default"], 10, 30, "w") == []
+    seen = await broker.get_job(pending[0].id)
+    assert seen is not None and seen.status is JobStatus.CANCELLED
+    assert await broker.cancel(pending[0].id) == "cancelled"
+    assert await broker.cancel(new_id()) is None
+
+
+async def test_wait_for_work_wakes_on_enqueue(broker: Broker) -> None:
+    assert await broker.dequeue(["default"], 1, 30, "w") == []
+    other = broker.clone()
+    waiter = asyncio.create_task(broker.wait_for_work(["default"], 5))
+    await asyncio.sleep(0.05)
+    t0 = time.monotonic()
+    await other.enqueue([make_job()])
+    await asyncio.wait_for(waiter, 5)
+    assert time.monotonic() - t0 < 1.0
+    await other.close()
+
+
+async def test_wait_for_schedule_wakes_on_earlier_delayed_job(broker: Broker) -> None:
+    other = broker.clone()
+    waiter = asyncio.create_task(broker.wait_for_schedule(5))
+    await asyncio.sleep(0.05)
+    t0 = time.monotonic()
+    await other.enqueue([make_job(at=time.time() + 60)])
+    await asyncio.wait_for(waiter, 5)
+    assert time.monotonic() - t0 < 1.0
+    await other.close()
+
+
+async def test_queue_stats_by_priority(broker: Broker) -> None:
+    await broker.enqueue([make_job(priority=90), make_job(priority=90), make_job(priority=10)])
+    await broker.enqueue([make_job(rk="email", at=time.time() + 60)])
+    stats = {s.routing_key: s for s in await broker.queue_stats()}
+    assert stats["default"].ready_by_priority == {90: 2, 10: 1}
+    assert stats["email"].scheduled == 1 and stats["email"].ready == 0
+    await broker.dequeue(["default"], 1, 30, "w")
+    stats = {s.routing_key: s for s in await broker.queue_stats()}
+    assert stats["default"].processing == 1 and stats["default"].ready_by_priority == {90: 1, 10: 1}
+
+
+async def test_list_jobs_filters_by_status_and_name(broker: Broker) -> None:
+    await broker.enqueue([make_job("a"), make_job("b"), make_job("a", at=time.time() + 60)])
+    assert {j.name for j in await broker.list_jobs("pending")} == {"a", "b"}
+    assert [j.name for j in await broker.list_jobs("scheduled")] == ["a"]
+    assert len(await broker.list_jobs(None, "a")) == 2
+
+
+async def test_leader_lock_is_exclusive_with_increasing_tokens(broker: Broker) -> None:
+    t1 = await broker.acquire_leader("one", 0.3)
+    assert t1 is not None
+    assert await broker.acquire_leader("two", 0.3) is None
+    assert await broker.acquire_leader("one", 0.3) == t1
+    await broker.release_leader("one")
+    t2 = await broker.acquire_leader("two", 0.1)
+    assert t2 is not None and t2 > t1
+    await asyncio.sleep(0.15)
+    t3 = await broker.acquire_leader("one", 1)
+    assert t3 is not None and t3 > t2
+
+
+async def test_malformed_body_is_handed_out_for_the_worker_to_dead_letter(broker: Broker) -> None:
+    job, _ = make_job()
+    await broker.enqueue([(job, b"{not json")])
+    [d] = await broker.dequeue(["default"], 1, 30, "w")
+    assert d.body == b"{not json"
+    seen = await broker.get_job(job.id)
+    assert seen is not None and seen.status is JobStatus.PROCESSING
+
+
+async def test_submitting_the_same_id_twice_is_idempotent(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    await broker.enqueue([job])
+    assert len(await broker.dequeue(["default"], 10, 30, "w")) == 1
