@@ -298,8 +298,10 @@ class Client:
             helper, self._helper = self._helper, None
         for loop, client in pairs:
             if not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(client.close())
-                loop.close()
+                # A thread of its own: this thread may be running another event loop.
+                closer = threading.Thread(target=_close_on, args=(loop, client))
+                closer.start()
+                closer.join()
         if helper is not None:
             helper.stop()
         self._local = threading.local()
@@ -359,6 +361,11 @@ class Client:
     def queue_stats(self) -> list[QueueStats]:
         """See ``AsyncClient.queue_stats``."""
         return self._run(AsyncClient.queue_stats)  # type: ignore[no-any-return]
+
+
+def _close_on(loop: asyncio.AbstractEventLoop, client: AsyncClient) -> None:
+    loop.run_until_complete(client.close())
+    loop.close()
 
 
 async def _get_broker(client: AsyncClient) -> Broker:

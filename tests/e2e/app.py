@@ -1,0 +1,51 @@
+"""Tasks run by real worker processes in the end-to-end tests.
+
+Files under ``BANANAS_TEST_DIR`` let a test see what a handler did across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from bananas import Bananas, Context, RetryPolicy
+
+app = Bananas()
+
+
+def _marker(name: str) -> Path:
+    return Path(os.environ["BANANAS_TEST_DIR"]) / name
+
+
+@app.task
+async def noop() -> None:
+    return None
+
+
+@app.task
+def pid() -> int:
+    return os.getpid()
+
+
+@app.task(timeout=60)
+async def sleepy(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@app.task(timeout=60, retry=RetryPolicy(base_s=0.05))
+async def stall_once(ctx: Context, tag: str) -> str:
+    """First delivery writes a marker and hangs (to be killed); later ones finish."""
+    marker = _marker(f"{tag}.started")
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        await asyncio.sleep(60)
+    return f"finished by {os.getpid()}"
+
+
+@app.task
+def crash_worker() -> None:
+    """Poison: kills the process that runs it."""
+    os.kill(os.getpid(), signal.SIGKILL)

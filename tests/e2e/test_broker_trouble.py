@@ -1,0 +1,82 @@
+"""Redis going away: clients fail fast with BrokerUnavailable; workers survive and resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from bananas import BrokerUnavailable, Client, JobStatus
+from tests.e2e.conftest import WorkerProcess, eventually
+from tests.support.redis_server import RedisServer, free_port
+
+SpawnWorker = Callable[..., WorkerProcess]
+
+
+def test_client_with_no_server_raises_broker_unavailable_quickly() -> None:
+    client = Client(f"redis://127.0.0.1:{free_port()}/0", timeout_s=1.0)
+    t0 = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="unreachable during submit"):
+        client.submit("noop", {})
+    with pytest.raises(BrokerUnavailable, match="unreachable during get job"):
+        client.get_job("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    assert time.monotonic() - t0 < 2.5
+    client.close()
+
+
+def test_client_with_a_frozen_server_raises_within_its_timeout(fresh_redis: RedisServer) -> None:
+    client = Client(fresh_redis.url, timeout_s=1.0)
+    client.submit("noop", {})  # connected and working
+    fresh_redis.pause()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="during submit"):
+            client.submit("noop", {})
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        fresh_redis.resume()
+    client.close()
+
+
+def test_worker_survives_redis_restart_and_resumes(fresh_redis: RedisServer, spawn_worker: SpawnWorker) -> None:
+    client = Client(fresh_redis.url, timeout_s=1.0)
+    before = [client.submit("noop", {}) for _ in range(20)]
+    worker = spawn_worker(fresh_redis.url, "--lease", "2")
+    for job_id in before:
+        assert client.wait(job_id, 10).status is JobStatus.COMPLETED
+    fresh_redis.kill()
+    time.sleep(2)  # the outage itself: the worker must ride it out
+    assert worker.alive()
+    fresh_redis.start()
+    restarted = time.monotonic()
+    after = client.submit("noop", {})
+    assert client.wait(after, 10).status is JobStatus.COMPLETED
+    assert time.monotonic() - restarted < 5
+    for job_id in before:  # acknowledged outcomes survived (AOF, fsync always)
+        job = client.get_job(job_id)
+        assert job is not None and job.status is JobStatus.COMPLETED
+    assert worker.alive()
+    assert "broker trouble" in worker.output()
+    client.close()
+
+
+def test_idle_worker_sends_at_most_two_commands_per_second(
+    fresh_redis: RedisServer, spawn_worker: SpawnWorker
+) -> None:
+    spawn_worker(fresh_redis.url)
+    probe = fresh_redis.client()
+
+    def commands() -> int:
+        return int(probe.info("stats")["total_commands_processed"])
+
+    client = Client(fresh_redis.url)
+    assert client.submit_and_wait("noop", {}, timeout=10) is None  # the worker is up and idle now
+    client.close()
+    eventually(lambda: probe.get("bananas:scheduler:leader"), what="scheduler leadership")
+    start = commands()
+    window = 10.0
+    time.sleep(window)  # measuring a rate over wall-clock time
+    rate = (commands() - start - 1) / window
+    assert rate <= 2.0, f"idle worker sent {rate:.2f} commands/s"
+    probe.close()
