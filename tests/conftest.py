@@ -16,7 +16,7 @@ import pytest
 from bananas import Bananas
 from bananas.settings import JobDefaults, SchedulerSettings, Settings, WorkerSettings
 from bananas.worker import Worker
-from tests.support.redis_server import RedisServer
+from bananas.testing import RedisServer
 
 BROKERS = ["redis", "sqlite"]
 

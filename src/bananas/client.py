@@ -263,6 +263,7 @@ class Client:
         self._helper: _LoopThread | None = None
         self._lock = threading.Lock()
         self._all: list[tuple[asyncio.AbstractEventLoop, AsyncClient]] = []
+        self._blocking: AsyncClient | None = None
 
     def _new_async(self) -> AsyncClient:
         return AsyncClient(self.url, settings=self.settings, app=self.app, timeout_s=self._timeout_s)
@@ -304,6 +305,11 @@ class Client:
                 closer.join()
         if helper is not None:
             helper.stop()
+        blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            closer = threading.Thread(target=_close_on, args=(asyncio.new_event_loop(), blocking))
+            closer.start()
+            closer.join()
         self._local = threading.local()
 
     def __enter__(self) -> Client:
@@ -314,15 +320,47 @@ class Client:
 
     def build(self, spec: JobSpec) -> tuple[Job, bytes]:
         """See ``AsyncClient.build``."""
-        return self._run(_call_sync, "build", spec)  # type: ignore[no-any-return]
+        return self._core().build(spec)
 
-    def submit(self, name: str, payload: Mapping[str, Any] | None = None, **options: Any) -> str:
-        """See ``AsyncClient.submit``."""
-        return self._run(AsyncClient.submit, name, payload, **options)  # type: ignore[no-any-return]
+    def submit(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        priority: str | int | Priority | None = None,
+        routing_key: str | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        unique_key: str | None = None,
+        unique_ttl: float | timedelta | None = None,
+        description: str = "",
+        max_retries: int | None = None,
+        timeout: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
+        _no_unique(unique_key, unique_ttl)
+        spec = JobSpec(name, payload or {}, priority, routing_key, delay, at, description, max_retries, timeout, headers)
+        core = self._core()
+        job, body = core.build(spec)
+        core.broker.enqueue_blocking([(job, body)])
+        return job.id
 
     def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
-        """See ``AsyncClient.submit_many``."""
-        return self._run(AsyncClient.submit_many, list(specs))  # type: ignore[no-any-return]
+        """See ``AsyncClient.submit_many``. Runs without an event loop: one round trip."""
+        core = self._core()
+        built = [core.build(s if isinstance(s, JobSpec) else JobSpec(s[0], s[1])) for s in specs]
+        if built:
+            core.broker.enqueue_blocking(built)
+        return [job.id for job, _ in built]
+
+    def _core(self) -> AsyncClient:
+        """The client whose broker serves blocking submits (shared by all threads)."""
+        if self._blocking is None:
+            with self._lock:
+                if self._blocking is None:
+                    self._blocking = self._new_async()
+        return self._blocking
 
     def get_job(self, job_id: str) -> Job | None:
         """See ``AsyncClient.get_job``."""
@@ -370,10 +408,6 @@ def _close_on(loop: asyncio.AbstractEventLoop, client: AsyncClient) -> None:
 
 async def _get_broker(client: AsyncClient) -> Broker:
     return client.broker
-
-
-async def _call_sync(client: AsyncClient, method: str, *args: Any) -> Any:
-    return getattr(client, method)(*args)
 
 
 class _LoopThread:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-import os
+import random
 import re
 import threading
 import time
@@ -160,8 +160,11 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=False):
 # within a process so that ids made in the same millisecond still sort in order.
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits -> 2 characters
+_SHIFTS = range(120, -1, -10)
 _ulid_lock = threading.Lock()
 _ulid_state = [0, 0]  # last millisecond, last random part
+_random = random.SystemRandom()
 
 
 def new_id() -> str:
@@ -171,16 +174,12 @@ def new_id() -> str:
         if ms <= _ulid_state[0]:
             ms = _ulid_state[0]
             rand = _ulid_state[1] + 1
-            if rand >= 1 << 80:  # pragma: no cover - 2^80 ids in one millisecond
+            if rand >= 1 << 80:  # pragma: no cover - 2^79 ids in one millisecond
                 ms += 1
-                rand = int.from_bytes(os.urandom(10), "big") >> 1
+                rand = _random.getrandbits(79)
         else:
-            rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave room to increment
+            rand = _random.getrandbits(79)  # the top bit stays free for increments
         _ulid_state[0] = ms
         _ulid_state[1] = rand
     value = (ms << 80) | rand
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])

@@ -9,7 +9,7 @@ import pytest
 
 from bananas import BrokerUnavailable, Client, JobStatus
 from tests.e2e.conftest import WorkerProcess, eventually
-from tests.support.redis_server import RedisServer, free_port
+from bananas.testing import RedisServer, free_port
 
 SpawnWorker = Callable[..., WorkerProcess]
 

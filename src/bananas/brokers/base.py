@@ -109,6 +109,10 @@ class Broker(Protocol):
         ``watch`` the broker prepares the completion notification ``wait_job`` uses.
         """
 
+    def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
+        """``enqueue`` for synchronous callers, without an event loop (the hot path of
+        ``Client.submit``). Thread-safe."""
+
     # --- consuming -------------------------------------------------------------
     async def dequeue(self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str) -> list[Delivery]:
         """Take up to ``count`` ready jobs, highest priority first, routing keys in order."""

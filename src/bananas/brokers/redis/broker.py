@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
+import redis
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.retry import Retry as SyncRetry
 
 from bananas import wire
 from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
@@ -33,6 +36,7 @@ MAX_BLOCK_S = 5.0
 #: Most jobs one scheduler tick moves per routing key and kind.
 TICK_LIMIT = 1000
 
+_SCRIPT_DIR = resources.files("bananas.brokers.redis").joinpath("scripts")
 _SCRIPTS = (
     "submit", "dequeue", "ack", "renew", "requeue", "tick", "cancel", "watch",
     "retry_dead", "purge_dead", "stats", "leader", "release_leader",
@@ -47,6 +51,12 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+def _translate(op: str, url: str, exc: Exception) -> Exception:
+    if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError):
+        return BrokerUnavailable(f"redis broker {url} unreachable during {op}: {exc}")
+    return BrokerError(f"redis broker error during {op}: {exc}")
+
+
 def _guard(op: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
     """Turn redis-py connection errors into ``BrokerUnavailable`` naming the operation."""
 
@@ -55,11 +65,8 @@ def _guard(op: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitab
         async def inner(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
                 return await fn(*args, **kwargs)
-            except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-                url = getattr(args[0], "safe_url", "redis")
-                raise BrokerUnavailable(f"redis broker {url} unreachable during {op}: {exc}") from None
-            except rexc.RedisError as exc:
-                raise BrokerError(f"redis broker error during {op}: {exc}") from None
+            except (rexc.RedisError, OSError) as exc:
+                raise _translate(op, getattr(args[0], "safe_url", "redis"), exc) from None
 
         return inner
 
@@ -87,8 +94,11 @@ class RedisBroker(Broker):
         self._r = aioredis.Redis.from_url(url, socket_timeout=timeout_s, **common)
         # Blocking commands get their own pool with a socket timeout above MAX_BLOCK_S.
         self._rb = aioredis.Redis.from_url(url, socket_timeout=MAX_BLOCK_S + timeout_s, **common)
-        text = resources.files("bananas.brokers.redis").joinpath("scripts")
-        self._s = {name: self._r.register_script(text.joinpath(f"{name}.lua").read_text()) for name in _SCRIPTS}
+        self._sources = {name: _SCRIPT_DIR.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
+        self._s = {name: self._r.register_script(text) for name, text in self._sources.items()}
+        self._sync: redis.Redis | None = None
+        self._sync_submit: Any = None
+        self._sync_lock = threading.Lock()
 
     def clone(self) -> RedisBroker:
         return RedisBroker(self.url, timeout_s=self._timeout_s)
@@ -100,30 +110,41 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         await self._r.aclose()
         await self._rb.aclose()
+        if self._sync is not None:
+            self._sync.close()
 
     # --- producing -------------------------------------------------------------
     @_guard("submit")
     async def enqueue(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
-        now_ms = _ms(time.time())
-        by_rk: dict[str, list[Any]] = {}
-        for job, body in jobs:
-            at = _ms(job.scheduled_for) if job.scheduled_for else 0
-            by_rk.setdefault(job.routing_key, []).extend((job.id, body, job.priority, at))
-        if len(by_rk) == 1:
-            [(rk, args)] = by_rk.items()
-            await self._s["submit"](self._submit_keys(rk), [_prefix(rk), rk, now_ms, int(watch), *args])
+        calls = _submit_calls(jobs, watch)
+        if len(calls) == 1:
+            await self._s["submit"](*calls[0])
             return
         async with self._r.pipeline(transaction=False) as pipe:
-            for rk, args in by_rk.items():
-                await self._s["submit"](
-                    self._submit_keys(rk), [_prefix(rk), rk, now_ms, int(watch), *args], client=pipe
-                )
+            for keys, args in calls:
+                await self._s["submit"](keys, args, client=pipe)
             await pipe.execute()
 
-    @staticmethod
-    def _submit_keys(rk: str) -> list[str]:
-        p = _prefix(rk)
-        return [p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE]
+    def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
+        if self._sync is None:
+            with self._sync_lock:
+                if self._sync is None:
+                    self._sync = redis.Redis.from_url(
+                        self.url, socket_connect_timeout=self._timeout_s, socket_timeout=self._timeout_s,
+                        retry=SyncRetry(NoBackoff(), 0),
+                    )  # fmt: skip
+                    self._sync_submit = self._sync.register_script(self._sources["submit"])
+        try:
+            calls = _submit_calls(jobs, watch)
+            if len(calls) == 1:
+                self._sync_submit(*calls[0])
+                return
+            with self._sync.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    self._sync_submit(keys, args, client=pipe)
+                pipe.execute()
+        except (rexc.RedisError, OSError) as exc:
+            raise _translate("submit", self.safe_url, exc) from None
 
     # --- consuming -------------------------------------------------------------
     @_guard("dequeue")
@@ -360,6 +381,22 @@ class RedisBroker(Broker):
             by_prio = {int(res[i]): int(res[i + 1]) for i in range(3, len(res), 2)}
             stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2])))
         return stats
+
+
+def _submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[list[str], list[Any]]]:
+    """(keys, args) of one submit script call per routing key."""
+    now_ms = _ms(time.time())
+    by_rk: dict[str, list[Any]] = {}
+    for job, body in jobs:
+        args = by_rk.get(job.routing_key)
+        if args is None:
+            args = by_rk[job.routing_key] = [_prefix(job.routing_key), job.routing_key, now_ms, int(watch)]
+        args += (job.id, body, job.priority, _ms(job.scheduled_for) if job.scheduled_for else 0)
+    calls = []
+    for rk, args in by_rk.items():
+        p = args[0]
+        calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE], args))
+    return calls
 
 
 def _group(leases: Sequence[Lease]) -> dict[str, list[Lease]]:

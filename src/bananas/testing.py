@@ -1,4 +1,4 @@
-"""A real redis-server on a free port that tests can kill, restart and pause."""
+"""Helpers for tests and benchmarks: a throwaway ``redis-server`` on a free port."""
 
 from __future__ import annotations
 
@@ -14,19 +14,29 @@ import redis
 
 
 def free_port() -> int:
+    """A TCP port nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 class RedisServer:
-    """One redis-server process. ``persistent`` keeps an fsync-always AOF so a restart
-    loses nothing that was acknowledged."""
+    """One ``redis-server`` process that a test can kill, restart and pause.
+
+    Args:
+        workdir: where its log (and AOF when ``persistent``) go.
+        persistent: keep an fsync-always append-only file, so that a restart loses
+            nothing that was acknowledged.
+        port: default a free one.
+
+    Raises:
+        FileNotFoundError: there is no ``redis-server`` binary.
+    """
 
     def __init__(self, workdir: Path, *, persistent: bool = False, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise FileNotFoundError("redis-server")
+            raise FileNotFoundError("redis-server is not installed")
         self.binary = binary
         self.port = port or free_port()
         self.workdir = workdir
@@ -35,9 +45,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0``."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start the server and return once it answers PING."""
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log")]  # fmt: skip
         if self.persistent:
@@ -47,18 +59,20 @@ class RedisServer:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
-        while True:  # wait for the server to accept commands (startup has no event to await)
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start: {self.log()}") from None
-                time.sleep(0.02)
-            finally:
-                client.close()
+        try:
+            while True:  # a starting server gives no event to wait on; ask until it answers
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        raise RuntimeError(f"redis-server did not start: {self.log()}") from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
 
     def kill(self) -> None:
+        """SIGKILL the server (resuming it first if paused)."""
         if self.proc is not None:
             if self.proc.poll() is None:
                 os.kill(self.proc.pid, signal.SIGCONT)
@@ -67,16 +81,20 @@ class RedisServer:
             self.proc = None
 
     def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing answers."""
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
+        """SIGCONT after ``pause``."""
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGCONT)
 
     def client(self) -> redis.Redis:
+        """A plain redis-py client on this server."""
         return redis.Redis(port=self.port)
 
     def log(self) -> str:
+        """The tail of the server log."""
         path = self.workdir / "redis.log"
         return path.read_text()[-2000:] if path.exists() else ""

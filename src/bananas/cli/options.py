@@ -1,0 +1,119 @@
+"""What every command shares: the ``--url`` option, settings built at the edge, app
+loading and the mapping from library errors to one-line messages and exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
+
+import click
+
+from bananas.app import Bananas
+from bananas.cli.logs import configure_logging
+from bananas.errors import BananasError, ConfigurationError, PayloadError
+from bananas.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit code for bad input (options, payloads, configuration), as click uses for usage errors.
+EXIT_USAGE = 2
+#: Exit code for everything else that went wrong (broker down, unknown job, ...).
+EXIT_FAILURE = 1
+
+
+class CLIError(click.ClickException):
+    """Printed as one line, ``error: <message>``, on stderr; the process exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+    @classmethod
+    def from_error(cls, exc: BananasError) -> CLIError:
+        """Bad input (configuration, payload) exits 2; anything else exits 1."""
+        bad_input = isinstance(exc, ConfigurationError | PayloadError)
+        return cls(str(exc), EXIT_USAGE if bad_input else EXIT_FAILURE)
+
+
+def url_option(fn: F) -> F:
+    """Add ``--url`` (default: BANANAS_URL, else REDIS_URL, else the embedded SQLite file)."""
+    return click.option(
+        "--url",
+        default=None,
+        metavar="URL",
+        help="Broker URL [default: BANANAS_URL, else REDIS_URL, else sqlite:///bananas.db].",
+    )(fn)
+
+
+def build_settings(
+    url: str | None = None, app: Bananas | None = None, *, log_level: str | None = None, **worker: object
+) -> Settings:
+    """Build the one ``Settings`` object of this process and configure logging from it.
+
+    Defaults, then the environment, then the flags. The URL is ``--url`` if given, else
+    the app's own URL (which ``Bananas()`` reads from the same environment), else the
+    environment's.
+
+    Args:
+        url: the ``--url`` flag.
+        app: the loaded ``--app``, if the command has one.
+        log_level: overrides LOG_LEVEL (the demo keeps the worker quiet).
+        **worker: worker flags for ``Settings.with_worker``; ``None`` means not given.
+
+    Raises:
+        ConfigurationError: an environment variable or flag has a bad value.
+    """
+    settings = Settings.from_env(os.environ)
+    chosen = url or (app.url if app is not None else None)
+    if chosen:
+        settings = dataclasses.replace(settings, url=chosen)
+    if worker:
+        settings = settings.with_worker(**worker)
+    configure_logging(log_level or settings.log_level, settings.log_format)
+    return settings
+
+
+def load_app(ref: str) -> Bananas:
+    """Import ``MODULE:ATTR`` (the current directory is searched first, as rq and arq do).
+
+    Raises:
+        CLIError: the reference is malformed, the module is missing, or the attribute is
+            not a ``Bananas`` app. Errors raised by the module's own code propagate with
+            their traceback, which is what its author needs.
+    """
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise CLIError(f"--app must look like MODULE:ATTR (e.g. myproject.tasks:app), got {ref!r}", EXIT_USAGE)
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise CLIError(f"cannot import {module_name!r} for --app {ref}: {exc}", EXIT_USAGE) from None
+        raise
+    obj: object = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CLIError(f"module {module_name!r} has no attribute {attr!r} (--app {ref})", EXIT_USAGE) from None
+    if not isinstance(obj, Bananas):
+        raise CLIError(f"--app {ref} is a {type(obj).__name__}, not a Bananas app", EXIT_USAGE)
+    return obj
+
+
+def safe_url(url: str) -> str:
+    """The URL without its user and password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://{rest.split('@', 1)[1]}"

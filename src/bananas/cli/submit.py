@@ -1,0 +1,61 @@
+"""``bananas submit NAME --payload JSON``: submit one job and print its id."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from bananas.cli.options import EXIT_USAGE, CLIError, build_settings, load_app, url_option
+from bananas.client import Client
+
+
+def parse_payload(text: str) -> dict[str, Any]:
+    """Decode ``--payload``; it must be a JSON object.
+
+    Raises:
+        CLIError: not JSON, or not an object (exit code 2).
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--payload is not valid JSON: {exc}", EXIT_USAGE) from None
+    if not isinstance(value, dict):
+        raise CLIError(f"--payload must be a JSON object like '{{\"to\": \"a@b.c\"}}', got {text!r}", EXIT_USAGE)
+    return value
+
+
+@click.command()
+@click.argument("name")
+@click.option("--payload", default="{}", show_default=True, metavar="JSON", help="The payload, a JSON object.")
+@click.option("--priority", default=None, metavar="P", help="high, normal, low or an int 0..100 [default: the task's].")
+@click.option("--routing-key", default=None, metavar="K", help="Queue to submit to [default: the task's, or default].")
+@click.option("--delay", type=float, default=None, metavar="S", help="Run no earlier than S seconds from now.")
+@click.option("--max-retries", type=int, default=None, metavar="N", help="Retries after the first attempt.")
+@click.option("--timeout", type=float, default=None, metavar="S", help="Seconds one attempt may run.")
+@click.option("--description", default="", help="Free text shown by `bananas job`.")
+@click.option("--app", "app_ref", default=None, metavar="MODULE:ATTR", help="Check the payload against this app first.")
+@url_option
+def submit(
+    name: str,
+    payload: str,
+    priority: str | None,
+    routing_key: str | None,
+    delay: float | None,
+    max_retries: int | None,
+    timeout: float | None,
+    description: str,
+    app_ref: str | None,
+    url: str | None,
+) -> None:
+    """Submit a job NAME and print its id."""
+    data = parse_payload(payload)
+    app = load_app(app_ref) if app_ref else None
+    settings = build_settings(url, app)
+    with Client(settings.url, settings=settings, app=app) as client:
+        job_id = client.submit(
+            name, data, priority=priority, routing_key=routing_key, delay=delay,
+            max_retries=max_retries, timeout=timeout, description=description,
+        )  # fmt: skip
+    click.echo(job_id)

@@ -1,0 +1,101 @@
+"""``bananas worker --app MODULE:ATTR``: run a worker, or P of them under a supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from bananas.cli.options import EXIT_USAGE, CLIError, build_settings, load_app, url_option
+from bananas.cli.scheduler import run_scheduler
+from bananas.settings import WORKER_MODES, Settings
+from bananas.worker.supervisor import Supervisor
+from bananas.worker.worker import run_worker
+
+#: Flags passed on to child processes unchanged: (flag, parameter name).
+_CHILD_FLAGS = (
+    ("--url", "url"),
+    ("--concurrency", "concurrency"),
+    ("--routing-keys", "routing_keys"),
+    ("--mode", "mode"),
+    ("--lease", "lease"),
+    ("--grace", "grace"),
+)
+
+
+def child_argv(params: Mapping[str, Any]) -> list[str]:
+    """The command line of one supervised child: the same flags, one process.
+
+    Only flags the user gave are repeated; the rest the child resolves from the same
+    environment, so a URL from BANANAS_URL never appears in the process list.
+    """
+    argv = [sys.executable, "-m", "bananas", "worker", "--app", str(params["app_ref"]), "--processes", "1"]
+    for flag, name in _CHILD_FLAGS:
+        if params.get(name) is not None:
+            argv += [flag, str(params[name])]
+    if params.get("no_scheduler"):
+        argv.append("--no-scheduler")
+    return argv
+
+
+def split_keys(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b"`` -> ``("a", "b")``; None when the flag was not given.
+
+    Raises:
+        CLIError: the flag names no key at all.
+    """
+    if text is None:
+        return None
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not keys:
+        raise CLIError("--routing-keys needs at least one routing key", EXIT_USAGE)
+    return keys
+
+
+def stop_timeout_s(settings: Settings) -> float:
+    """How long a supervisor waits for a stopping child: its grace period, time to store
+    outcomes and give leases back (bounded by the lease length), plus a margin."""
+    w = settings.worker
+    return w.grace_s + 2 * max(5.0, w.lease_s) + 10.0
+
+
+@click.command()
+@click.option("--app", "app_ref", required=True, metavar="MODULE:ATTR", help="The Bananas app, e.g. proj.tasks:app.")
+@click.option("--concurrency", type=int, default=None, metavar="N", help="Jobs run at once [env WORKER_CONCURRENCY].")
+@click.option("--processes", type=int, default=None, metavar="P", help="Worker processes under a supervisor.")
+@click.option("--routing-keys", default=None, metavar="A,B", help="Queues to consume [env WORKER_ROUTING_KEYS].")
+@click.option("--mode", type=click.Choice(WORKER_MODES), default=None, help="Worker mode [env WORKER_MODE].")
+@click.option("--lease", type=float, default=None, metavar="S", help="Seconds an unrenewed lease lasts.")
+@click.option("--grace", type=float, default=None, metavar="S", help="Shutdown grace period in seconds.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this worker [env ENABLE_SCHEDULER].")
+@url_option
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    app_ref: str,
+    concurrency: int | None,
+    processes: int | None,
+    routing_keys: str | None,
+    mode: str | None,
+    lease: float | None,
+    grace: float | None,
+    no_scheduler: bool,
+    url: str | None,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT, then finish running jobs within the grace period."""
+    app = load_app(app_ref)
+    settings = build_settings(
+        url, app, concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys),
+        mode=mode, lease_s=lease, grace_s=grace, enable_scheduler=False if no_scheduler else None,
+    )  # fmt: skip
+    w = settings.worker
+    if w.mode == "scheduler-only":
+        asyncio.run(run_scheduler(settings))
+    elif w.processes > 1:
+        supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings))
+        ctx.exit(asyncio.run(supervisor.run()))
+    else:
+        asyncio.run(run_worker(app, settings))
