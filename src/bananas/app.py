@@ -49,6 +49,8 @@ class Bananas:
     @overload
     def task(
         self,
+        fn: None = None,
+        /,
         *,
         name: str | None = None,
         priority: str | int | None = None,
@@ -60,7 +62,7 @@ class Bananas:
 
     def task(
         self,
-        fn: Callable[P, R] | None = None,
+        fn: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -69,14 +71,14 @@ class Bananas:
         max_retries: int | None = None,
         timeout: float | timedelta | None = None,
         retry: RetryPolicy | None = None,
-    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
         """Register a handler (async or sync) as a task. Usable bare or with options.
 
         Raises:
             ConfigurationError: bad name, priority or routing key, or a name used twice.
         """
 
-        def register(func: Callable[P, R]) -> Task[P, R]:
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
             task = Task(
                 self, func, name=name, priority=priority, routing_key=routing_key,
                 max_retries=max_retries, timeout=timeout, retry=retry,

@@ -67,25 +67,25 @@ class Settings:
             ConfigurationError: a variable has a value that does not parse.
         """
         env = _Env(environ)
-        url = env.str("BANANAS_URL") or env.str("REDIS_URL") or DEFAULT_URL
+        url = env.text("BANANAS_URL") or env.text("REDIS_URL") or DEFAULT_URL
         worker = WorkerSettings(
-            concurrency=env.int("WORKER_CONCURRENCY", WorkerSettings.concurrency),
-            routing_keys=env.keys("WORKER_ROUTING_KEYS") or WorkerSettings.routing_keys,
-            mode=env.str("WORKER_MODE") or WorkerSettings.mode,
-            enable_scheduler=env.bool("ENABLE_SCHEDULER", True),
+            concurrency=env.integer("WORKER_CONCURRENCY", WorkerSettings.concurrency),
+            routing_keys=env.names("WORKER_ROUTING_KEYS") or WorkerSettings.routing_keys,
+            mode=env.text("WORKER_MODE") or WorkerSettings.mode,
+            enable_scheduler=env.flag("ENABLE_SCHEDULER", True),
         )
-        scheduler = SchedulerSettings(interval_s=env.float("SCHEDULER_INTERVAL", SchedulerSettings.interval_s))
+        scheduler = SchedulerSettings(interval_s=env.number("SCHEDULER_INTERVAL", SchedulerSettings.interval_s))
         jobs = JobDefaults(
-            timeout_s=env.float("JOB_TIMEOUT", JobDefaults.timeout_s),
-            max_retries=env.int("MAX_RETRIES", JobDefaults.max_retries),
+            timeout_s=env.number("JOB_TIMEOUT", JobDefaults.timeout_s),
+            max_retries=env.integer("MAX_RETRIES", JobDefaults.max_retries),
         )
         settings = cls(
             url=url,
             worker=worker,
             scheduler=scheduler,
             jobs=jobs,
-            log_level=(env.str("LOG_LEVEL") or "INFO").upper(),
-            log_format=(env.str("LOG_FORMAT") or "text").lower(),
+            log_level=(env.text("LOG_LEVEL") or "INFO").upper(),
+            log_format=(env.text("LOG_FORMAT") or "text").lower(),
         )
         settings.validate()
         return settings
@@ -124,12 +124,12 @@ class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def str(self, name: str) -> str | None:
+    def text(self, name: str) -> str | None:
         value = self._environ.get(name)
         return value.strip() if value and value.strip() else None
 
-    def int(self, name: str, default: int) -> int:
-        value = self.str(name)
+    def integer(self, name: str, default: int) -> int:
+        value = self.text(name)
         if value is None:
             return default
         try:
@@ -137,8 +137,8 @@ class _Env:
         except ValueError:
             raise ConfigurationError(f"{name} must be an integer, got {value!r}") from None
 
-    def float(self, name: str, default: float) -> float:
-        value = self.str(name)
+    def number(self, name: str, default: float) -> float:
+        value = self.text(name)
         if value is None:
             return default
         try:
@@ -146,8 +146,8 @@ class _Env:
         except ValueError:
             raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
 
-    def bool(self, name: str, default: bool) -> bool:
-        value = self.str(name)
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.text(name)
         if value is None:
             return default
         if value.lower() in ("1", "true", "yes", "on"):
@@ -156,8 +156,8 @@ class _Env:
             return False
         raise ConfigurationError(f"{name} must be true or false, got {value!r}")
 
-    def keys(self, name: str) -> tuple[str, ...]:
-        value = self.str(name)
+    def names(self, name: str) -> tuple[str, ...]:
+        value = self.text(name)
         if value is None:
             return ()
         return tuple(k.strip() for k in value.split(",") if k.strip())

@@ -27,8 +27,8 @@ class RetryPolicy:
 
     def delay_s(self, attempt: int, rand: float) -> float:
         """Delay before retry number ``attempt`` (1-based); ``rand`` is uniform in [0, 1)."""
-        raw = min(self.max_s, self.base_s * (2**attempt))
-        return max(0.0, min(self.max_s, raw * (1 + self.jitter * (2 * rand - 1))))
+        raw = min(self.max_s, self.base_s * float(2**attempt))
+        return float(max(0.0, min(self.max_s, raw * (1 + self.jitter * (2 * rand - 1)))))
 
 
 class Task(Generic[P, R]):

@@ -14,7 +14,6 @@ def check() -> None:
     def add(a: int, b: int) -> int:
         return a + b
 
-    assert_type(add, Task[[int, int], int])
     assert_type(add(1, 2), int)
     assert_type(add.submit(a=1, b=2), str)
     assert_type(add.submit_and_wait(a=1, b=2), int)

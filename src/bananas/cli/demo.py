@@ -8,6 +8,7 @@ worker on a background thread, shows progress while they run, waits for one more
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import sys
@@ -147,7 +148,7 @@ class StatusPrinter:
             click.echo("\r" + text.ljust(len(self._last)), nl=False)
             self._last = text
             return
-        key = line.split("s  ", 1)[-1].split("   running:")[0]
+        key = line.split("s  ", 1)[-1].split("   running:", 1)[0]
         if key != self._last:
             click.echo(line)
             self._last = key
@@ -171,7 +172,7 @@ def start_offsets(tracked: Sequence[Tracked], jobs: dict[str, Job], t0: float) -
 def summary(tracked: Sequence[Tracked], jobs: dict[str, Job], offsets: dict[str, float]) -> list[str]:
     """The summary table, in start order."""
     order = sorted(tracked, key=lambda t: offsets.get(t.id, float("inf")))
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for t in order:
         job = jobs.get(t.id)
         if job is None:
@@ -201,7 +202,7 @@ def check(tracked: Sequence[Tracked], jobs: dict[str, Job], offsets: dict[str, f
         if not t.delayed and t.id in offsets and jobs[t.id].attempts == 1:
             firsts[t.priority].append(offsets[t.id])
     ranks = [firsts["high"], firsts["normal"], firsts["low"]]
-    for before, after in zip(ranks, ranks[1:], strict=False):
+    for before, after in itertools.pairwise(ranks):
         if before and after and max(before) > min(after):
             problems.append("a lower-priority job started before a higher-priority one")
     return problems

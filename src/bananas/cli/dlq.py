@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bananas.cli.options import EXIT_USAGE, CLIError, build_settings, url_option
+from bananas.cli.options import BadInput, CLIError, build_settings, url_option
 from bananas.cli.output import echo_table, fmt_time
 from bananas.client import Client
 
@@ -37,7 +37,7 @@ def list_dead(limit: int, url: str | None) -> None:
 def retry(job_ids: tuple[str, ...], retry_all: bool, url: str | None) -> None:
     """Send dead-lettered jobs back to their queue with a fresh retry budget."""
     if bool(job_ids) == retry_all:
-        raise CLIError("give job ids or --all (not both)", EXIT_USAGE)
+        raise BadInput("give job ids or --all (not both)")
     settings = build_settings(url)
     with Client(settings.url, settings=settings) as client:
         count = client.retry_dead(None if retry_all else list(job_ids))

@@ -29,7 +29,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - stdlib name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)
         pairs = [f"{key}={getattr(record, key)}" for key in TEXT_EXTRAS if getattr(record, key, None) is not None]
         return f"{text} {' '.join(pairs)}" if pairs else text

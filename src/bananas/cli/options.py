@@ -26,20 +26,24 @@ EXIT_FAILURE = 1
 
 
 class CLIError(click.ClickException):
-    """Printed as one line, ``error: <message>``, on stderr; the process exits with ``exit_code``."""
+    """Printed as one line, ``error: <message>``, on stderr; the process exits with 1."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = EXIT_FAILURE
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
 
-    @classmethod
-    def from_error(cls, exc: BananasError) -> CLIError:
+    @staticmethod
+    def from_error(exc: BananasError) -> CLIError:
         """Bad input (configuration, payload) exits 2; anything else exits 1."""
         bad_input = isinstance(exc, ConfigurationError | PayloadError)
-        return cls(str(exc), EXIT_USAGE if bad_input else EXIT_FAILURE)
+        return BadInput(str(exc)) if bad_input else CLIError(str(exc))
+
+
+class BadInput(CLIError):
+    """Bad options, payload or configuration: ``error: <message>``, exit code 2."""
+
+    exit_code = EXIT_USAGE
 
 
 def url_option(fn: F) -> F:
@@ -84,13 +88,13 @@ def load_app(ref: str) -> Bananas:
     """Import ``MODULE:ATTR`` (the current directory is searched first, as rq and arq do).
 
     Raises:
-        CLIError: the reference is malformed, the module is missing, or the attribute is
+        BadInput: the reference is malformed, the module is missing, or the attribute is
             not a ``Bananas`` app. Errors raised by the module's own code propagate with
             their traceback, which is what its author needs.
     """
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
-        raise CLIError(f"--app must look like MODULE:ATTR (e.g. myproject.tasks:app), got {ref!r}", EXIT_USAGE)
+        raise BadInput(f"--app must look like MODULE:ATTR (e.g. myproject.tasks:app), got {ref!r}")
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
@@ -98,16 +102,16 @@ def load_app(ref: str) -> Bananas:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise CLIError(f"cannot import {module_name!r} for --app {ref}: {exc}", EXIT_USAGE) from None
+            raise BadInput(f"cannot import {module_name!r} for --app {ref}: {exc}") from None
         raise
     obj: object = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise CLIError(f"module {module_name!r} has no attribute {attr!r} (--app {ref})", EXIT_USAGE) from None
+            raise BadInput(f"module {module_name!r} has no attribute {attr!r} (--app {ref})") from None
     if not isinstance(obj, Bananas):
-        raise CLIError(f"--app {ref} is a {type(obj).__name__}, not a Bananas app", EXIT_USAGE)
+        raise BadInput(f"--app {ref} is a {type(obj).__name__}, not a Bananas app")
     return obj
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bananas.cli.options import EXIT_USAGE, CLIError, build_settings, load_app, url_option
+from bananas.cli.options import BadInput, build_settings, load_app, url_option
 from bananas.client import Client
 
 
@@ -15,14 +15,14 @@ def parse_payload(text: str) -> dict[str, Any]:
     """Decode ``--payload``; it must be a JSON object.
 
     Raises:
-        CLIError: not JSON, or not an object (exit code 2).
+        BadInput: not JSON, or not an object.
     """
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CLIError(f"--payload is not valid JSON: {exc}", EXIT_USAGE) from None
+        raise BadInput(f"--payload is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise CLIError(f"--payload must be a JSON object like '{{\"to\": \"a@b.c\"}}', got {text!r}", EXIT_USAGE)
+        raise BadInput(f'--payload must be a JSON object like \'{{"to": "a@b.c"}}\', got {text!r}')
     return value
 
 
@@ -38,6 +38,7 @@ def parse_payload(text: str) -> dict[str, Any]:
 @click.option("--app", "app_ref", default=None, metavar="MODULE:ATTR", help="Check the payload against this app first.")
 @url_option
 def submit(
+    *,
     name: str,
     payload: str,
     priority: str | None,

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from bananas.cli.options import EXIT_USAGE, CLIError, build_settings, load_app, url_option
+from bananas.cli.options import BadInput, build_settings, load_app, url_option
 from bananas.cli.scheduler import run_scheduler
 from bananas.settings import WORKER_MODES, Settings
 from bananas.worker.supervisor import Supervisor
@@ -45,13 +45,13 @@ def split_keys(text: str | None) -> tuple[str, ...] | None:
     """``"a, b"`` -> ``("a", "b")``; None when the flag was not given.
 
     Raises:
-        CLIError: the flag names no key at all.
+        BadInput: the flag names no key at all.
     """
     if text is None:
         return None
     keys = tuple(k.strip() for k in text.split(",") if k.strip())
     if not keys:
-        raise CLIError("--routing-keys needs at least one routing key", EXIT_USAGE)
+        raise BadInput("--routing-keys needs at least one routing key")
     return keys
 
 
@@ -75,6 +75,7 @@ def stop_timeout_s(settings: Settings) -> float:
 @click.pass_context
 def worker(
     ctx: click.Context,
+    *,
     app_ref: str,
     concurrency: int | None,
     processes: int | None,

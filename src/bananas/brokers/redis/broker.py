@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -57,10 +57,10 @@ def _translate(op: str, url: str, exc: Exception) -> Exception:
     return BrokerError(f"redis broker error during {op}: {exc}")
 
 
-def _guard(op: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+def _guard(op: str) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Turn redis-py connection errors into ``BrokerUnavailable`` naming the operation."""
 
-    def wrap(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    def wrap(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(fn)
         async def inner(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
@@ -258,7 +258,8 @@ class RedisBroker(Broker):
 
     # --- inspecting ------------------------------------------------------------
     async def _routing_keys(self) -> list[str]:
-        return sorted(m.decode() for m in await self._r.smembers(ROUTING_KEYS))
+        members = await self._r.smembers(ROUTING_KEYS)
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
     async def _find(self, job_id: str) -> tuple[str, dict[bytes, bytes]] | None:
         rks = await self._routing_keys()

@@ -1,0 +1,126 @@
+"""Tables and indexes of the SQLite broker, and rows back into ``Job`` records.
+
+One row per job holds the encoded body (never rewritten) and the mutable fields the
+Redis broker keeps in its job hash. Partial indexes play the part of Redis' sorted
+sets: ``jobs_ready`` is the ready queue (priority, then enqueue time, then id),
+``jobs_scheduled`` the delayed/retry set, ``jobs_leases`` the lease deadlines.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from bananas import wire
+from bananas.errors import BrokerError, PayloadError
+from bananas.job import Job, JobStatus
+
+#: Bumped when the tables change; stored in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id             TEXT PRIMARY KEY,
+    routing_key    TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    body           BLOB NOT NULL,
+    status         TEXT NOT NULL,
+    priority       INTEGER NOT NULL,
+    ready_at       REAL NOT NULL,      -- unix s it (re)joined the ready queue: FIFO order
+    scheduled_for  REAL,               -- unix s a delayed or retry job is due
+    lease_deadline REAL,               -- unix s the current lease lapses
+    deliveries     INTEGER NOT NULL DEFAULT 0,  -- delivery counter = fencing token
+    unacked        INTEGER NOT NULL DEFAULT 0,  -- deliveries without an outcome
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    cancel         INTEGER NOT NULL DEFAULT 0,
+    error          TEXT,
+    traceback      TEXT,
+    reason         TEXT,
+    result         BLOB,
+    created_at     REAL NOT NULL,
+    started_at     REAL,
+    finished_at    REAL,
+    progress       REAL,
+    worker         TEXT,
+    expires_at     REAL                -- unix s the record is gone (terminal jobs)
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (routing_key, priority DESC, ready_at, id)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (scheduled_for) WHERE status = 'scheduled';
+CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_deadline) WHERE status = 'processing';
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (status, coalesce(finished_at, created_at));
+CREATE TABLE IF NOT EXISTS routing_keys (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leader (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    token      INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+#: The columns ``job_from_row`` reads, in its order.
+JOB_COLUMNS = (
+    "id, routing_key, name, body, status, attempts, deliveries, error, traceback, reason, result, "
+    "started_at, finished_at, scheduled_for, progress, worker"
+)
+
+#: SQL condition: the record has not expired.
+LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create the tables if missing (safe when several processes race to do it).
+
+    Raises:
+        BrokerError: the database was written by a newer Bananas.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise BrokerError(f"the database has schema version {version}; this Bananas knows up to {SCHEMA_VERSION}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def job_from_row(row: tuple[Any, ...]) -> Job:
+    """Rebuild the wire-format job from its row (body + mutable fields)."""
+    (job_id, rk, name, body, status, attempts, deliveries, error, traceback, reason, result,
+     started_at, finished_at, scheduled_for, progress, worker) = row  # fmt: skip
+    try:
+        job = wire.decode_job(body)
+    except PayloadError as exc:
+        job = Job(id=job_id, name=name, payload={}, routing_key=rk, error=str(exc))
+    job.status = JobStatus(status)
+    job.attempts = attempts
+    job.deliveries = deliveries
+    if error:
+        job.error = error
+    if traceback:
+        job.traceback = traceback
+    if reason:
+        job.reason = reason
+    if result is not None:
+        try:
+            job.result = wire.decode(result)
+        except PayloadError:
+            job.result = None
+    job.started_at = started_at or None
+    job.finished_at = finished_at or None
+    if scheduled_for:
+        job.scheduled_for = scheduled_for
+    job.progress = progress
+    if worker:
+        job.worker = worker
+    return job
