@@ -15,8 +15,8 @@ import pytest
 
 from bananas import Bananas
 from bananas.settings import JobDefaults, SchedulerSettings, Settings, WorkerSettings
-from bananas.worker import Worker
 from bananas.testing import RedisServer
+from bananas.worker import Worker
 
 BROKERS = ["redis", "sqlite"]
 

@@ -340,7 +340,9 @@ class Client:
     ) -> str:
         """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
         _no_unique(unique_key, unique_ttl)
-        spec = JobSpec(name, payload or {}, priority, routing_key, delay, at, description, max_retries, timeout, headers)
+        spec = JobSpec(
+            name, payload or {}, priority, routing_key, delay, at, description, max_retries, timeout, headers
+        )
         core = self._core()
         job, body = core.build(spec)
         core.broker.enqueue_blocking([(job, body)])

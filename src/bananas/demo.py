@@ -27,7 +27,7 @@ def resize_image(ctx: Context, url: str, width: int) -> str:
 async def send_email(to: str, subject: str, body: str = "") -> dict[str, str]:
     """An async handler: runs on the worker's event loop."""
     await asyncio.sleep(0.3)  # the "SMTP round trip"
-    return {"to": to, "subject": subject, "status": "sent"}
+    return {"to": to, "status": "sent"}
 
 
 def flaky(ctx: Context, n: int) -> str:

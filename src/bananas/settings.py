@@ -31,9 +31,14 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class SchedulerSettings:
-    """How the scheduler duties (delayed/retry -> ready, expired leases) run."""
+    """How the scheduler duties (delayed/retry -> ready, expired leases) run.
 
-    interval_s: float = 1.0
+    The leader ticks when something falls due or a submit wakes it; ``interval_s``
+    (SCHEDULER_INTERVAL) is only the longest it sleeps between ticks otherwise.
+    ``leader_ttl_s`` (BANANAS_SCHEDULER_LEADER_TTL) bounds failover after a leader dies.
+    """
+
+    interval_s: float = 5.0
     leader_ttl_s: float = 10.0
 
 
@@ -74,7 +79,10 @@ class Settings:
             mode=env.text("WORKER_MODE") or WorkerSettings.mode,
             enable_scheduler=env.flag("ENABLE_SCHEDULER", True),
         )
-        scheduler = SchedulerSettings(interval_s=env.number("SCHEDULER_INTERVAL", SchedulerSettings.interval_s))
+        scheduler = SchedulerSettings(
+            interval_s=env.number("SCHEDULER_INTERVAL", SchedulerSettings.interval_s),
+            leader_ttl_s=env.number("BANANAS_SCHEDULER_LEADER_TTL", SchedulerSettings.leader_ttl_s),
+        )
         jobs = JobDefaults(
             timeout_s=env.number("JOB_TIMEOUT", JobDefaults.timeout_s),
             max_retries=env.integer("MAX_RETRIES", JobDefaults.max_retries),
@@ -116,6 +124,10 @@ class Settings:
             raise ConfigurationError("max_deliveries must be >= 1")
         for key in w.routing_keys:
             check_routing_key(key)
+        if not 0.5 <= self.scheduler.leader_ttl_s <= 300:
+            raise ConfigurationError("BANANAS_SCHEDULER_LEADER_TTL must be between 0.5 and 300 seconds")
+        if self.scheduler.interval_s <= 0:
+            raise ConfigurationError("SCHEDULER_INTERVAL must be > 0")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
 

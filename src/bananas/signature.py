@@ -21,7 +21,7 @@ class PayloadSpec:
     def __init__(self, fn: Callable[..., Any], name: str) -> None:
         try:
             hints = typing.get_type_hints(fn)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure here means unreadable hints
             raise ConfigurationError(f"cannot read the type hints of task {name!r}: {exc}") from None
         self.is_async = inspect.iscoroutinefunction(fn)
         self.context_param: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,7 +56,13 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     def spawn(url: str, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
-        full_env = {**os.environ, "BANANAS_TEST_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), **(env or {})}
+        full_env = {
+            **os.environ,
+            "BANANAS_TEST_DIR": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "BANANAS_SCHEDULER_LEADER_TTL": "2",  # a SIGKILLed leader is replaced within 2 s
+            **(env or {}),
+        }
         cmd = [sys.executable, "-m", "bananas", "worker", "--app", "tests.e2e.app:app", "--url", url, *args]
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -67,8 +74,6 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     yield spawn
     for wp in started:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(wp.pid, signal.SIGKILL)  # the worker and any supervised children
-        except ProcessLookupError:
-            pass
         wp.wait(10)

@@ -18,7 +18,7 @@ def test_sigkilled_worker_job_runs_again_elsewhere(broker_url: str, spawn_worker
     job_id = client.submit("stall_once", {"tag": "k"})
     quick = [client.submit("noop", {}) for _ in range(5)]
     first = spawn_worker(broker_url, "--lease", "1", "--concurrency", "10")
-    eventually(lambda: (tmp_path / "k.started").exists(), what="the job to start on the first worker")
+    eventually((tmp_path / "k.started").exists, what="the job to start on the first worker")
     for q in quick:
         assert client.wait(q, 10).status is JobStatus.COMPLETED
     first.signal(signal.SIGKILL)
@@ -33,9 +33,7 @@ def test_sigkilled_worker_job_runs_again_elsewhere(broker_url: str, spawn_worker
     client.close()
 
 
-def test_job_that_kills_its_worker_is_dead_lettered_as_worker_lost(
-    broker_url: str, spawn_worker: SpawnWorker
-) -> None:
+def test_job_that_kills_its_worker_is_dead_lettered_as_worker_lost(broker_url: str, spawn_worker: SpawnWorker) -> None:
     client = Client(broker_url)
     poison = client.submit("crash_worker", {})
     after = client.submit("noop", {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import assert_type
 
-from bananas import Bananas, Job, Task
+from bananas import Bananas, Job
 
 
 def check() -> None:

@@ -7,14 +7,17 @@ import inspect
 import pytest
 
 import bananas
-from bananas import ConfigurationError, Job, JobStatus, PayloadError, PayloadTooLarge, Priority, RetryPolicy
-from bananas import wire
+from bananas import ConfigurationError, Job, JobStatus, PayloadError, PayloadTooLarge, Priority, RetryPolicy, wire
 from bananas.job import check_routing_key, new_id, parse_priority
 from bananas.settings import Settings
 
 
 def test_public_api_is_complete() -> None:
-    public = {name for name, value in vars(bananas).items() if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"}
+    public = {
+        name
+        for name, value in vars(bananas).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
+    }
     assert public - set(bananas.__all__) == set()
     for name in bananas.__all__:
         assert hasattr(bananas, name)
@@ -22,7 +25,17 @@ def test_public_api_is_complete() -> None:
 
 @pytest.mark.parametrize(
     ("given", "score"),
-    [("high", 90), ("HIGH", 90), ("normal", 50), ("low", 10), (Priority.HIGH, 90), (0, 0), (100, 100), ("75", 75), (None, 50)],
+    [
+        ("high", 90),
+        ("HIGH", 90),
+        ("normal", 50),
+        ("low", 10),
+        (Priority.HIGH, 90),
+        (0, 0),
+        (100, 100),
+        ("75", 75),
+        (None, 50),
+    ],
 )
 def test_priority_forms(given: object, score: int) -> None:
     assert parse_priority(given) == score  # type: ignore[arg-type]

@@ -72,9 +72,11 @@ class BackgroundWorker:
         self.started_at = 0.0
 
     def _main(self) -> None:
-        self._worker = Worker(self._app, self._settings)
-        self._ready.set()
-        asyncio.run(self._worker.run())
+        try:
+            worker = self._worker = Worker(self._app, self._settings)
+        finally:
+            self._ready.set()
+        asyncio.run(worker.run())
 
     def start(self) -> None:
         """Start the worker and return once it exists."""
@@ -107,7 +109,7 @@ def fetch(client: Client, tracked: Sequence[Tracked]) -> dict[str, Job]:
 
 
 def status_line(elapsed_s: float, jobs: Sequence[Job]) -> str:
-    """``1.2s  pending 3 · processing 2 ...  running: resize_image 60%``."""
+    """``1.2s  pending 3 | processing 2 | ...   running: resize_image 60%``."""
     counts = {s: 0 for s in JobStatus}
     for job in jobs:
         counts[job.status] += 1
@@ -197,6 +199,8 @@ def check(tracked: Sequence[Tracked], jobs: dict[str, Job], offsets: dict[str, f
             problems.append(f"{t.name} {t.id}: {job.status.value if job else 'missing'}, expected {want.value}")
         elif t.name == "flaky" and job.attempts != 3:
             problems.append(f"flaky {t.id}: {job.attempts} attempts, expected 3")
+        elif t.delayed and (job.started_at or 0) < (job.scheduled_for or 0) - 0.05:
+            problems.append(f"delayed job {t.id} started before its time")
     firsts: dict[str, list[float]] = {"high": [], "normal": [], "low": []}
     for t in tracked:  # first attempts only: a retry starts late on purpose
         if not t.delayed and t.id in offsets and jobs[t.id].attempts == 1:
@@ -233,18 +237,20 @@ def run_demo(settings: Settings, *, live: bool) -> bool:
                 "resize_image", {"url": "photos/cover.jpg", "width": 1024}, priority="high", timeout=10
             )
             click.echo(f"  resize_image(photos/cover.jpg) -> {value!r} in {time.perf_counter() - began:.2f} s")
+            dead = client.dead_jobs(10)
         finally:
             runner.stop()
     offsets = start_offsets(tracked, jobs, runner.started_at)
     click.echo("")
     for line in summary(tracked, jobs, offsets):
         click.echo(line)
+    listing = ", ".join(f"{j.name} ({j.reason})" for j in dead) or "empty"
+    click.echo(f"\nDead-letter queue: {listing}")
     return report(check(tracked, jobs, offsets))
 
 
 def report(problems: Sequence[str]) -> bool:
     """Print the verdict; True when there were no problems."""
-    click.echo("")
     if problems:
         for problem in problems:
             click.echo(f"problem: {problem}", err=True)
@@ -260,7 +266,10 @@ def report(problems: Sequence[str]) -> bool:
 @click.option("--verbose", "-v", is_flag=True, help="Show the worker's logs.")
 @click.pass_context
 def demo(ctx: click.Context, url: str | None, verbose: bool) -> None:
-    """Run the whole system end to end on the embedded broker (no server needed)."""
+    """Run everything end to end, no server needed.
+
+    Uses the embedded SQLite broker in a temporary directory.
+    """
     env_level = os.environ.get("LOG_LEVEL")
     configure_logging("INFO" if verbose else env_level or "ERROR", os.environ.get("LOG_FORMAT", "text").lower())
     with tempfile.TemporaryDirectory(prefix="bananas-demo-") as tmp:

@@ -35,7 +35,10 @@ def list_dead(limit: int, url: str | None) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead-lettered job.")
 @url_option
 def retry(job_ids: tuple[str, ...], retry_all: bool, url: str | None) -> None:
-    """Send dead-lettered jobs back to their queue with a fresh retry budget."""
+    """Send dead jobs back to their queue.
+
+    They start over with a fresh retry budget.
+    """
     if bool(job_ids) == retry_all:
         raise BadInput("give job ids or --all (not both)")
     settings = build_settings(url)
@@ -51,7 +54,10 @@ def retry(job_ids: tuple[str, ...], retry_all: bool, url: str | None) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @url_option
 def purge(yes: bool, url: str | None) -> None:
-    """Delete every dead-lettered job (asks first when run from a terminal)."""
+    """Delete every dead-lettered job.
+
+    Asks first when run from a terminal (skip with --yes).
+    """
     settings = build_settings(url)
     if not yes and sys.stdin.isatty():
         click.confirm("Delete every job in the dead-letter queue?", abort=True)

@@ -17,7 +17,10 @@ from bananas.errors import JobNotFound
 @click.option("--json", "as_json", is_flag=True, help="Print the job as wire-format JSON.")
 @url_option
 def job(job_id: str, as_json: bool, url: str | None) -> None:
-    """Show the job ID: status, attempts, result or error, traceback."""
+    """Show one job: status, attempts, result or error.
+
+    The traceback of the last failure is printed at the end.
+    """
     settings = build_settings(url)
     with Client(settings.url, settings=settings) as client:
         found = client.get_job(job_id)

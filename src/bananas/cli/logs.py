@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from bananas.errors import ConfigurationError
 
@@ -55,6 +56,19 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (test runners swap it),
+    like the stdlib's last-resort handler."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always sys.stderr
+
+
 def log_config(level: str, fmt: str) -> dict[str, Any]:
     """The ``dictConfig`` for ``level`` (a level name) and ``fmt`` (``text`` or ``json``).
 
@@ -70,7 +84,7 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"text": {"()": TextFormatter}, "json": {"()": JSONFormatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": fmt}},
+        "handlers": {"stderr": {"()": StderrHandler, "formatter": fmt}},
         "root": {"level": level, "handlers": ["stderr"]},
     }
 

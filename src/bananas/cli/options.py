@@ -56,9 +56,7 @@ def url_option(fn: F) -> F:
     )(fn)
 
 
-def build_settings(
-    url: str | None = None, app: Bananas | None = None, *, log_level: str | None = None, **worker: object
-) -> Settings:
+def build_settings(url: str | None = None, app: Bananas | None = None, **worker: object) -> Settings:
     """Build the one ``Settings`` object of this process and configure logging from it.
 
     Defaults, then the environment, then the flags. The URL is ``--url`` if given, else
@@ -68,7 +66,6 @@ def build_settings(
     Args:
         url: the ``--url`` flag.
         app: the loaded ``--app``, if the command has one.
-        log_level: overrides LOG_LEVEL (the demo keeps the worker quiet).
         **worker: worker flags for ``Settings.with_worker``; ``None`` means not given.
 
     Raises:
@@ -80,7 +77,7 @@ def build_settings(
         settings = dataclasses.replace(settings, url=chosen)
     if worker:
         settings = settings.with_worker(**worker)
-    configure_logging(log_level or settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 

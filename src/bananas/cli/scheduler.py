@@ -52,7 +52,11 @@ async def run_scheduler(settings: Settings, *, install_signals: bool = True) -> 
 @click.option("--app", "app_ref", default=None, metavar="MODULE:ATTR", help="The app (its URL and, later, cron jobs).")
 @url_option
 def scheduler(app_ref: str | None, url: str | None) -> None:
-    """Run only the scheduler: delayed jobs, retries, expired leases."""
+    """Run only the scheduler (no job slots).
+
+    It moves due delayed jobs and retries to their queues and recovers expired leases.
+    Several may run: one is elected leader.
+    """
     app = load_app(app_ref) if app_ref else None
     settings = build_settings(url, app)
     asyncio.run(run_scheduler(settings))

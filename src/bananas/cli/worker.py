@@ -27,12 +27,13 @@ _CHILD_FLAGS = (
 
 
 def child_argv(params: Mapping[str, Any]) -> list[str]:
-    """The command line of one supervised child: the same flags, one process.
+    """The command line of one supervised child: the same flags without ``--processes``,
+    which makes it a plain worker.
 
     Only flags the user gave are repeated; the rest the child resolves from the same
     environment, so a URL from BANANAS_URL never appears in the process list.
     """
-    argv = [sys.executable, "-m", "bananas", "worker", "--app", str(params["app_ref"]), "--processes", "1"]
+    argv = [sys.executable, "-m", "bananas", "worker", "--app", str(params["app_ref"])]
     for flag, name in _CHILD_FLAGS:
         if params.get(name) is not None:
             argv += [flag, str(params[name])]
@@ -64,12 +65,32 @@ def stop_timeout_s(settings: Settings) -> float:
 
 @click.command()
 @click.option("--app", "app_ref", required=True, metavar="MODULE:ATTR", help="The Bananas app, e.g. proj.tasks:app.")
-@click.option("--concurrency", type=int, default=None, metavar="N", help="Jobs run at once [env WORKER_CONCURRENCY].")
-@click.option("--processes", type=int, default=None, metavar="P", help="Worker processes under a supervisor.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Jobs run at once [env WORKER_CONCURRENCY].",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="P",
+    help="Run P worker processes under a supervisor that restarts dead ones.",
+)
 @click.option("--routing-keys", default=None, metavar="A,B", help="Queues to consume [env WORKER_ROUTING_KEYS].")
 @click.option("--mode", type=click.Choice(WORKER_MODES), default=None, help="Worker mode [env WORKER_MODE].")
-@click.option("--lease", type=float, default=None, metavar="S", help="Seconds an unrenewed lease lasts.")
-@click.option("--grace", type=float, default=None, metavar="S", help="Shutdown grace period in seconds.")
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="S",
+    help="Seconds an unrenewed lease lasts.",
+)
+@click.option(
+    "--grace", type=click.FloatRange(min=0), default=None, metavar="S", help="Shutdown grace period in seconds."
+)
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this worker [env ENABLE_SCHEDULER].")
 @url_option
 @click.pass_context
@@ -86,7 +107,13 @@ def worker(
     no_scheduler: bool,
     url: str | None,
 ) -> None:
-    """Run a worker until SIGTERM/SIGINT, then finish running jobs within the grace period."""
+    """Run a worker (until SIGTERM/SIGINT).
+
+    On SIGTERM/SIGINT it stops fetching, finishes running jobs within the grace period
+    and gives the rest back to their queues. With --processes P (even 1) a supervisor
+    runs P worker processes and restarts any that dies; without it the worker runs in
+    this process.
+    """
     app = load_app(app_ref)
     settings = build_settings(
         url, app, concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys),
@@ -95,7 +122,7 @@ def worker(
     w = settings.worker
     if w.mode == "scheduler-only":
         asyncio.run(run_scheduler(settings))
-    elif w.processes > 1:
+    elif processes is not None:
         supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings))
         ctx.exit(asyncio.run(supervisor.run()))
     else:

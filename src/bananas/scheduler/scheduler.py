@@ -8,6 +8,7 @@ capped at a third of the leader lock's lifetime so the lock is kept fresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -43,7 +44,7 @@ class Scheduler:
     async def run(self) -> None:
         """Loop until cancelled or ``stop``."""
         s = self.settings.scheduler
-        cycle = s.leader_ttl_s / 3
+        cycle = min(s.leader_ttl_s / 3, s.interval_s)
         while not self._stopping:
             try:
                 await self._step(cycle)
@@ -82,8 +83,6 @@ class Scheduler:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         if self.token is not None:
-            try:
+            with contextlib.suppress(BananasError):
                 await self.broker.release_leader(self.holder)
-            except BananasError:
-                pass
             self.token = None

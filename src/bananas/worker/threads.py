@@ -8,6 +8,7 @@ pool grows by one thread for each abandoned call so its capacity stays the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
@@ -76,7 +77,5 @@ class DaemonPool:
             else:
                 future.set_result(result)
 
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closed: the worker has exited
             self._loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # loop closed: the worker has exited
-            pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -88,10 +89,8 @@ class Worker:
         if loop is None or loop.is_closed():
             self._stopping = True
             return
-        try:
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._begin_stop)
-        except RuntimeError:
-            pass
 
     def _begin_stop(self) -> None:
         if not self._stopping:

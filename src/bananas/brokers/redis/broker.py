@@ -33,6 +33,8 @@ EPOCH = PREFIX + "scheduler:epoch"
 
 #: Longest single blocking command; longer waits loop, so a silent server is noticed.
 MAX_BLOCK_S = 5.0
+#: How long the scheduler reuses the routing-key list between wake-ups.
+RK_CACHE_S = 30.0
 #: Most jobs one scheduler tick moves per routing key and kind.
 TICK_LIMIT = 1000
 
@@ -88,7 +90,9 @@ class RedisBroker(Broker):
         self._timeout_s = timeout_s
         common: dict[str, Any] = {
             "socket_connect_timeout": timeout_s,
-            "retry": Retry(NoBackoff(), 0),
+            # One immediate retry on a broken connection (a pooled connection to a server
+            # that restarted); none on timeouts, so a frozen server fails within timeout_s.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
             "health_check_interval": 0,
         }
         self._r = aioredis.Redis.from_url(url, socket_timeout=timeout_s, **common)
@@ -99,6 +103,7 @@ class RedisBroker(Broker):
         self._sync: redis.Redis | None = None
         self._sync_submit: Any = None
         self._sync_lock = threading.Lock()
+        self._tick_rks: tuple[float, list[str]] | None = None
 
     def clone(self) -> RedisBroker:
         return RedisBroker(self.url, timeout_s=self._timeout_s)
@@ -131,7 +136,7 @@ class RedisBroker(Broker):
                 if self._sync is None:
                     self._sync = redis.Redis.from_url(
                         self.url, socket_connect_timeout=self._timeout_s, socket_timeout=self._timeout_s,
-                        retry=SyncRetry(NoBackoff(), 0),
+                        retry=SyncRetry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
                     )  # fmt: skip
                     self._sync_submit = self._sync.register_script(self._sources["submit"])
         try:
@@ -221,7 +226,10 @@ class RedisBroker(Broker):
     # --- scheduler duties ------------------------------------------------------
     @_guard("scheduler tick")
     async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
-        rks = await self._routing_keys()
+        now = time.monotonic()
+        if self._tick_rks is None or now - self._tick_rks[0] > RK_CACHE_S:
+            self._tick_rks = (now, await self._routing_keys())
+        rks = self._tick_rks[1]
         report = TickReport()
         if not rks:
             return report
@@ -245,7 +253,8 @@ class RedisBroker(Broker):
 
     @_guard("wait for schedule")
     async def wait_for_schedule(self, timeout_s: float) -> None:
-        await self._rb.blpop([WAKE], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S)))
+        if await self._rb.blpop([WAKE], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S))):
+            self._tick_rks = None  # a submit woke us: it may have used a new routing key
 
     @_guard("acquire scheduler lock")
     async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
@@ -394,7 +403,7 @@ def _submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[
             args = by_rk[job.routing_key] = [_prefix(job.routing_key), job.routing_key, now_ms, int(watch)]
         args += (job.id, body, job.priority, _ms(job.scheduled_for) if job.scheduled_for else 0)
     calls = []
-    for rk, args in by_rk.items():
+    for args in by_rk.values():
         p = args[0]
         calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE], args))
     return calls

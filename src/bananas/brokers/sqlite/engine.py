@@ -7,7 +7,8 @@ Brokers of one process that share a database also share a ``Hub``: a lock that
 serialises this process's writers (SQLite admits one writer at a time anyway, and a
 Python lock hands over at once where SQLite's busy handler sleeps), and the in-process
 wake-ups that let ``wait_for_work``/``wait_job`` return as soon as another broker of
-this process commits. Other processes are noticed through ``PRAGMA data_version``.
+this process commits. Commits by other processes are noticed by one watcher thread per
+database that polls ``PRAGMA data_version`` while anyone waits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,11 +33,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: How often a waiter asks ``PRAGMA data_version`` whether another process wrote.
+#: How often the watcher thread asks ``PRAGMA data_version`` whether another process
+#: committed (only while some coroutine of this process waits on the database).
 POLL_S = 0.025
-#: The same for in-memory databases, which only this process can write; every write
-#: already wakes the waiters, so this is only a safety net.
-MEMORY_POLL_S = 0.5
+#: Waiters re-check their condition this often whatever they hear: a safety net only,
+#: since every commit of this process and every change the watcher sees wakes them.
+RECHECK_S = 1.0
 
 #: SQLite result codes that mean "the database cannot be used right now".
 _UNAVAILABLE = (
@@ -99,7 +102,7 @@ class Waiter:
         """Sleep until woken or ``timeout_s``; return whether it was woken."""
         if not self.woken:
             fut = self._fut = self.loop.create_future()
-            timer = self.loop.call_later(timeout_s, lambda: fut.done() or fut.set_result(None))
+            timer = self.loop.call_later(timeout_s, _resolve, fut)
             try:
                 await fut
             finally:
@@ -109,31 +112,43 @@ class Waiter:
         return woken
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class Hub:
     """What the brokers of one process share about one database."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, timeout_s: float) -> None:
         self.target = target
+        self.timeout_s = timeout_s
         #: Held around every write transaction, and for in-memory databases around every
         #: access: shared-cache connections fail with SQLITE_LOCKED instead of waiting.
         self.write_lock = threading.RLock()
         self.refs = 0
         self.schema_ready = False
         self.keeper: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self.closed = False
+        self._cond = threading.Condition()
         self._waiters: dict[str, set[Waiter]] = {}
+        self._watcher: threading.Thread | None = None
 
     def read_lock(self) -> contextlib.AbstractContextManager[object]:
         """The lock readers need: the write lock in memory, none on disk (WAL)."""
         return self.write_lock if self.target.memory else contextlib.nullcontext()
 
     def subscribe(self, topics: Iterable[str], waiter: Waiter) -> None:
-        with self._lock:
+        with self._cond:
             for topic in topics:
                 self._waiters.setdefault(topic, set()).add(waiter)
+            if not self.target.memory and self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch, name="bananas-sqlite-watch", daemon=True)
+                self._watcher.start()
+            self._cond.notify_all()
 
     def unsubscribe(self, topics: Iterable[str], waiter: Waiter) -> None:
-        with self._lock:
+        with self._cond:
             for topic in topics:
                 group = self._waiters.get(topic)
                 if group is not None:
@@ -141,14 +156,49 @@ class Hub:
                     if not group:
                         del self._waiters[topic]
 
-    def notify(self, topics: Iterable[str]) -> None:
-        """Wake the waiters of ``topics`` (called after a commit, from any thread)."""
-        with self._lock:
+    def notify(self, topics: Iterable[str] | None) -> None:
+        """Wake the waiters of ``topics`` (all when None); called after commits, from any thread."""
+        with self._cond:
             if not self._waiters:
                 return
-            woken = {w for t in topics for w in self._waiters.get(t, ())}
+            if topics is None:
+                woken = {w for group in self._waiters.values() for w in group}
+            else:
+                woken = {w for t in topics for w in self._waiters.get(t, ())}
         for waiter in woken:
             waiter.wake()
+
+    def stop(self) -> None:
+        """Stop the watcher thread (the last broker of this database in the process closed)."""
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def _watch(self) -> None:
+        """While anyone waits, poll ``PRAGMA data_version`` every ``POLL_S`` and wake
+        every waiter when another connection (of any process) has committed."""
+        try:
+            conn = sqlite3.connect(self.target.database, timeout=self.timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            logger.warning("cannot watch %s for changes by other processes: %s", self.target.database, exc)
+            return
+        seen = -1  # the first poll wakes everyone: harmless, and nothing is missed
+        try:
+            while True:
+                with self._cond:
+                    while not self._waiters and not self.closed:
+                        self._cond.wait()
+                    if self.closed:
+                        return
+                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                if version != seen:
+                    seen = version
+                    self.notify(None)
+                time.sleep(POLL_S)
+        except sqlite3.Error as exc:  # waiters still re-check every RECHECK_S
+            logger.warning("stopped watching %s for changes by other processes: %s", self.target.database, exc)
+        finally:
+            conn.close()
 
 
 #: Hubs by ``Target.key``. Process-wide on purpose: it is what makes ``memory://`` one
@@ -162,7 +212,7 @@ def acquire_hub(target: Target, timeout_s: float) -> Hub:
     with _HUBS_LOCK:
         hub = _HUBS.get(target.key)
         if hub is None:
-            hub = Hub(target)
+            hub = Hub(target, timeout_s)
             if target.memory:  # keeps the database alive while any broker uses it
                 hub.keeper = sqlite3.connect(
                     target.database, uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -180,6 +230,7 @@ def release_hub(hub: Hub) -> None:
             return
         if _HUBS.get(hub.target.key) is hub:
             del _HUBS[hub.target.key]
+    hub.stop()
     if hub.keeper is not None:
         with hub.write_lock:
             hub.keeper.close()
@@ -229,10 +280,10 @@ class Session:
                 if self.conn.in_transaction:
                     self.conn.execute("COMMIT")
 
-    def data_version(self) -> int:
-        """Changes whenever another connection has committed to the database."""
+    def ping(self) -> None:
+        """Check that the database answers."""
         with self.hub.read_lock():
-            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            self.conn.execute("SELECT 1").fetchone()
 
 
 def translate(exc: sqlite3.Error, op: str, where: str) -> BrokerError:
@@ -257,7 +308,6 @@ class Engine:
     def __init__(self, target: Target, timeout_s: float) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self.poll_s = MEMORY_POLL_S if target.memory else POLL_S
         self.hub = acquire_hub(target, timeout_s)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bananas-sqlite")
         self._session: Session | None = None

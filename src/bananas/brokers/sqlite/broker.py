@@ -1,0 +1,227 @@
+"""``SQLiteBroker``: the embedded backend. One file in WAL mode, several processes on one
+machine; or ``memory://``, one in-memory database per process."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
+from bananas.brokers.sqlite import ops
+from bananas.brokers.sqlite.engine import RECHECK_S, Engine, Session, Target, Waiter, parse_url
+from bananas.errors import BananasError
+from bananas.job import Job
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _ScheduleProbe:
+    """True once a job is scheduled earlier than the earliest one the scheduler knew of.
+
+    The baseline is what the last ``tick`` saw, so a job scheduled between that tick and
+    the wait still wakes it (the Redis broker keeps its wake signal in a list for this).
+    """
+
+    def __init__(self, baseline: float | None, known: bool) -> None:
+        self.baseline = baseline
+        self.known = known
+
+    def __call__(self, s: Session) -> bool:
+        current = ops.earliest_scheduled(s)
+        if not self.known:
+            self.baseline, self.known = current, True
+            return False
+        return current is not None and (self.baseline is None or current < self.baseline)
+
+
+class SQLiteBroker(Broker):
+    """Jobs in SQLite: one table, partial indexes as queues, one transaction per batch.
+
+    Args:
+        url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, or
+            ``memory://[name]`` for an in-memory database shared by the brokers of this
+            process with the same URL (it lives while any of them is open).
+        timeout_s: how long to wait for another process holding the write lock before
+            raising ``BrokerUnavailable``.
+
+    Raises:
+        ConfigurationError: the URL is not a SQLite or memory URL.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        self._setup(url, parse_url(url), timeout_s)
+
+    def _setup(self, url: str, target: Target, timeout_s: float) -> None:
+        self.url = url
+        self._target = target
+        self._timeout_s = timeout_s
+        self._engine: Engine | None = None
+        self._finalizer: weakref.finalize[[], SQLiteBroker] | None = None
+        self._tick_due: float | None = None  # earliest scheduled job the last tick saw
+        self._tick_seen = False
+        self._open()
+
+    def _open(self) -> Engine:
+        engine = Engine(self._target, self._timeout_s)
+        self._finalizer = weakref.finalize(self, engine.shutdown)
+        self._engine = engine
+        return engine
+
+    async def _run(self, op: str, fn: Callable[[Session], T]) -> T:
+        return await (self._engine or self._open()).run(op, fn)
+
+    def clone(self) -> SQLiteBroker:
+        # The resolved target, not the URL: a relative path must not follow a chdir.
+        other: SQLiteBroker = object.__new__(SQLiteBroker)
+        other._setup(self.url, self._target, self._timeout_s)
+        return other
+
+    async def ping(self) -> None:
+        await self._run("ping", Session.ping)
+
+    async def close(self) -> None:
+        """Close the connection; the next call opens a new one."""
+        finalizer, self._finalizer, self._engine = self._finalizer, None, None
+        fut: concurrent.futures.Future[None] | None = finalizer() if finalizer is not None else None
+        if fut is not None:
+            await asyncio.wrap_future(fut)
+
+    # --- producing -------------------------------------------------------------
+    async def enqueue(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
+        # ``watch`` needs no preparation: every terminal transition wakes waiters.
+        if jobs:
+            await self._run("submit", functools.partial(ops.enqueue, jobs=list(jobs)))
+
+    def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
+        if jobs:
+            engine = self._engine or self._open()
+            engine.submit("submit", functools.partial(ops.enqueue, jobs=list(jobs))).result()
+
+    # --- consuming -------------------------------------------------------------
+    async def dequeue(self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str) -> list[Delivery]:
+        if count <= 0 or not routing_keys:
+            return []
+        engine = self._engine or self._open()
+        fn = functools.partial(ops.dequeue, routing_keys=list(routing_keys), count=count, lease_s=lease_s,
+                               worker=worker_id)  # fmt: skip
+        cf = engine.submit("dequeue", fn)
+        try:
+            return await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            # The caller is gone but the transaction may still commit: hand those jobs
+            # straight back rather than leave them leased to nobody.
+            cf.add_done_callback(functools.partial(_give_back, engine))
+            raise
+
+    async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
+        keys = list(routing_keys)
+        topics = [ops.work_topic(rk) for rk in keys]
+        await self._wait("wait for work", topics, functools.partial(ops.has_work, routing_keys=keys), timeout_s)
+
+    async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
+        if not outcomes:
+            return []
+        return await self._run("ack", functools.partial(ops.ack, outcomes=list(outcomes), ttl=ttl))
+
+    async def renew(self, leases: Sequence[Lease], lease_s: float) -> list[LeaseState]:
+        if not leases:
+            return []
+        return await self._run("renew leases", functools.partial(ops.renew, leases=list(leases), lease_s=lease_s))
+
+    async def requeue(self, leases: Sequence[Lease]) -> None:
+        if leases:
+            await self._run("requeue", functools.partial(ops.requeue, leases=list(leases)))
+
+    async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
+        if items:
+            await self._run("set progress", functools.partial(ops.set_progress, items=list(items)))
+
+    # --- scheduler duties ------------------------------------------------------
+    async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
+        fn = functools.partial(ops.tick, max_deliveries=max_deliveries, failed_ttl_s=failed_ttl_s)
+        report, self._tick_due = await self._run("scheduler tick", fn)
+        self._tick_seen = True
+        return report
+
+    async def wait_for_schedule(self, timeout_s: float) -> None:
+        probe = _ScheduleProbe(self._tick_due, self._tick_seen)
+        self._tick_seen = False
+        await self._wait("wait for schedule", [ops.SCHEDULE_TOPIC], probe, timeout_s)
+
+    async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
+        fn = functools.partial(ops.acquire_leader, holder=holder, ttl_s=ttl_s)
+        return await self._run("acquire scheduler lock", fn)
+
+    async def release_leader(self, holder: str) -> None:
+        await self._run("release scheduler lock", functools.partial(ops.release_leader, holder=holder))
+
+    # --- inspecting ------------------------------------------------------------
+    async def get_job(self, job_id: str) -> Job | None:
+        return await self._run("get job", functools.partial(ops.get_job, job_id=job_id))
+
+    async def wait_job(self, job_id: str, timeout_s: float) -> Job | None:
+        if await self._run("wait for job", functools.partial(ops.job_state, job_id=job_id)) == "":
+            return None
+        probe = functools.partial(ops.is_settled, job_id=job_id)
+        await self._wait("wait for job", [ops.job_topic(job_id)], probe, timeout_s)
+        return await self.get_job(job_id)
+
+    async def cancel(self, job_id: str) -> str | None:
+        return await self._run("cancel", functools.partial(ops.cancel, job_id=job_id))
+
+    async def list_jobs(self, status: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
+        return await self._run("list jobs", functools.partial(ops.list_jobs, status=status, name=name, limit=limit))
+
+    async def retry_dead(self, job_ids: Sequence[str] | None) -> int:
+        ids = None if job_ids is None else list(job_ids)
+        return await self._run("retry dead jobs", functools.partial(ops.retry_dead, job_ids=ids))
+
+    async def purge_dead(self) -> int:
+        return await self._run("purge dead jobs", ops.purge_dead)
+
+    async def queue_stats(self) -> list[QueueStats]:
+        return await self._run("queue stats", ops.queue_stats)
+
+    # --- waiting -----------------------------------------------------------------
+    async def _wait(self, op: str, topics: list[str], probe: Callable[[Session], bool], timeout_s: float) -> None:
+        """Return once ``probe`` holds, or after ``timeout_s``.
+
+        The probe runs at once, then whenever a commit of this process wakes one of
+        ``topics`` or the hub's watcher sees another process commit (and every
+        ``RECHECK_S`` as a safety net); the database is not touched in between.
+        """
+        engine = self._engine or self._open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout_s)
+        waiter = Waiter(loop)
+        engine.hub.subscribe(topics, waiter)  # before the first probe: no lost wake-up
+        try:
+            while True:
+                waiter.woken = False
+                hit = await engine.run(op, probe)
+                left = deadline - loop.time()
+                if hit or left <= 0:
+                    return
+                await waiter.wait(min(left, RECHECK_S))
+        finally:
+            engine.hub.unsubscribe(topics, waiter)
+
+
+def _give_back(engine: Engine, cf: concurrent.futures.Future[list[Delivery]]) -> None:
+    """Requeue the deliveries of a dequeue whose caller was cancelled."""
+    if cf.cancelled() or cf.exception() is not None:
+        return
+    leases = [Lease(d.id, d.routing_key, d.token) for d in cf.result()]
+    if not leases:
+        return
+    try:
+        engine.submit("requeue", functools.partial(ops.requeue, leases=leases))
+    except BananasError:
+        logger.warning("%d jobs dequeued for a cancelled fetch stay leased until their leases expire", len(leases))

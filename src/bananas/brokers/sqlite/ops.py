@@ -1,0 +1,395 @@
+"""The SQLite broker's operations: plain functions run on the broker's connection thread.
+
+Each state change is one ``BEGIN IMMEDIATE`` transaction per call, whatever the batch
+size, with the same rules as the Redis scripts (``brokers/redis/scripts``): a delivery's
+``token`` is the job's delivery counter, outcomes and renewals quoting another token or
+arriving when the job is no longer processing are refused, ``unacked`` counts deliveries
+without an outcome and decides when an expired lease is dead-lettered as ``worker_lost``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from bananas.brokers.base import Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
+from bananas.brokers.sqlite.engine import Session
+from bananas.brokers.sqlite.schema import JOB_COLUMNS, LIVE, job_from_row
+from bananas.job import TERMINAL_STATUSES, Job
+
+#: Most jobs one tick moves per kind (due, recovered, lost, expired records).
+TICK_LIMIT = 5000
+#: How long a cancelled job's record is kept (as the Redis broker does).
+CANCELLED_TTL_S = 3600.0
+#: The scheduler lock's row in ``leader``.
+LEADER = "scheduler"
+
+
+def work_topic(rk: str) -> str:
+    """Hub topic woken when jobs become ready in routing key ``rk``."""
+    return "w:" + rk
+
+
+def job_topic(job_id: str) -> str:
+    """Hub topic woken when job ``job_id`` reaches a terminal status."""
+    return "j:" + job_id
+
+
+#: Hub topic woken when a delayed or retry job is scheduled.
+SCHEDULE_TOPIC = "s"
+
+_INSERT = f"""
+INSERT INTO jobs (id, routing_key, name, body, status, priority, ready_at, scheduled_for, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    routing_key = excluded.routing_key, name = excluded.name, body = excluded.body,
+    status = excluded.status, priority = excluded.priority, ready_at = excluded.ready_at,
+    scheduled_for = excluded.scheduled_for, created_at = excluded.created_at,
+    lease_deadline = NULL, deliveries = 0, unacked = 0, attempts = 0, cancel = 0, error = NULL,
+    traceback = NULL, reason = NULL, result = NULL, started_at = NULL, finished_at = NULL,
+    progress = NULL, worker = NULL, expires_at = NULL
+WHERE NOT {LIVE.replace("expires_at", "jobs.expires_at")}
+"""
+
+
+def _ids(items: Sequence[Outcome] | Sequence[Lease] | Sequence[str]) -> str:
+    return json.dumps([i if isinstance(i, str) else i.id for i in items])
+
+
+# --- producing -----------------------------------------------------------------------
+
+
+def enqueue(s: Session, jobs: Sequence[tuple[Job, bytes]]) -> None:
+    """Store jobs as pending, or scheduled when due later; an id already stored is left
+    alone unless its record has expired."""
+    with s.write() as c:
+        now = time.time()
+        rows = []
+        for job, body in jobs:
+            due = job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None
+            status = "pending" if due is None else "scheduled"
+            rows.append((job.id, job.routing_key, job.name, body, status, job.priority, now, due, job.created_at, now))
+            s.touch(work_topic(job.routing_key) if due is None else SCHEDULE_TOPIC)
+        c.executemany(_INSERT, rows)
+        c.executemany("INSERT OR IGNORE INTO routing_keys (name) VALUES (?)", [(k,) for k in {r[1] for r in rows}])
+
+
+# --- consuming -----------------------------------------------------------------------
+
+_DEQUEUE = """
+UPDATE jobs SET status = 'processing', deliveries = deliveries + 1, unacked = unacked + 1,
+    started_at = ?, worker = ?, lease_deadline = ?
+WHERE rowid IN (
+    SELECT rowid FROM jobs INDEXED BY jobs_ready WHERE routing_key = ? AND status = 'pending'
+    ORDER BY priority DESC, ready_at, id LIMIT ?)
+RETURNING id, body, attempts, deliveries, priority, ready_at
+"""
+
+
+_HAS_WORK = "SELECT 1 FROM jobs INDEXED BY jobs_ready WHERE routing_key = ? AND status = 'pending' LIMIT 1"
+
+
+def dequeue(s: Session, routing_keys: Sequence[str], count: int, lease_s: float, worker: str) -> list[Delivery]:
+    """Lease up to ``count`` ready jobs: routing keys in order, highest priority first,
+    FIFO within a priority."""
+    out: list[Delivery] = []
+    with s.write() as c:
+        now = time.time()
+        for rk in routing_keys:
+            want = count - len(out)
+            if want <= 0:
+                break
+            rows = c.execute(_DEQUEUE, (now, worker, now + lease_s, rk, want)).fetchall()
+            rows.sort(key=lambda r: (-r[4], r[5], r[0]))  # RETURNING has no defined order
+            out.extend(Delivery(r[0], rk, r[1], r[2], r[3]) for r in rows)
+    return out
+
+
+def has_work(s: Session, routing_keys: Sequence[str]) -> bool:
+    """Whether a job is ready in one of the routing keys."""
+    c = s.conn
+    with s.hub.read_lock():
+        for rk in routing_keys:
+            if c.execute(_HAS_WORK, (rk,)).fetchone():
+                return True
+    return False
+
+
+def _held(c: sqlite3.Connection, items: Sequence[Outcome] | Sequence[Lease]) -> dict[str, tuple[int, int, str, int]]:
+    """Current (rowid, deliveries, status, cancel) of the jobs named by ``items``."""
+    sql = "SELECT id, rowid, deliveries, status, cancel FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in c.execute(sql, (_ids(items),))}
+
+
+def ack(s: Session, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
+    """Store outcomes and release leases; False where the token is stale or the job is
+    no longer processing (a second outcome for one delivery is refused too)."""
+    accepted: list[bool] = []
+    completed: list[tuple[object, ...]] = []
+    retry: list[tuple[object, ...]] = []
+    failed: list[tuple[object, ...]] = []
+    with s.write() as c:
+        now = time.time()
+        held = _held(c, outcomes)
+        done: set[str] = set()
+        for o in outcomes:
+            cur = held.get(o.id)
+            ok = cur is not None and cur[1] == o.token and cur[2] == "processing" and o.id not in done
+            accepted.append(ok)
+            if not ok or cur is None:
+                continue
+            done.add(o.id)
+            if o.kind == "completed":
+                completed.append((o.result, o.attempts, now, now + ttl[0], cur[0]))
+            elif o.kind == "retry":
+                retry.append((o.error, o.traceback, o.attempts, o.retry_at, cur[0]))
+                s.touch(SCHEDULE_TOPIC)
+            else:
+                failed.append((o.error, o.traceback, o.reason, o.attempts, now, now + ttl[1], cur[0]))
+            if o.kind != "retry":
+                s.touch(job_topic(o.id))
+        c.executemany(
+            "UPDATE jobs SET status = 'completed', result = ?, attempts = ?, finished_at = ?, expires_at = ?,"
+            " unacked = 0, lease_deadline = NULL WHERE rowid = ?",
+            completed,
+        )
+        c.executemany(
+            "UPDATE jobs SET status = 'scheduled', error = ?, traceback = ?, attempts = ?, scheduled_for = ?,"
+            " unacked = 0, lease_deadline = NULL WHERE rowid = ?",
+            retry,
+        )
+        c.executemany(
+            "UPDATE jobs SET status = 'failed', error = ?, traceback = ?, reason = ?, attempts = ?, finished_at = ?,"
+            " expires_at = ?, unacked = 0, lease_deadline = NULL WHERE rowid = ?",
+            failed,
+        )
+    return accepted
+
+
+def renew(s: Session, leases: Sequence[Lease], lease_s: float) -> list[LeaseState]:
+    """Extend leases still held; ``cancel`` where a cancel was asked, ``lost`` where the
+    lease was reclaimed."""
+    states: list[LeaseState] = []
+    with s.write() as c:
+        deadline = time.time() + lease_s
+        held = _held(c, leases)
+        extend = []
+        for lease in leases:
+            cur = held.get(lease.id)
+            if cur is not None and cur[1] == lease.token and cur[2] == "processing":
+                extend.append((deadline, cur[0]))
+                states.append("cancel" if cur[3] else "ok")
+            else:
+                states.append("lost")
+        c.executemany("UPDATE jobs SET lease_deadline = ? WHERE rowid = ?", extend)
+    return states
+
+
+def requeue(s: Session, leases: Sequence[Lease]) -> None:
+    """Give leased jobs back to their queue at once; the delivery is not counted."""
+    with s.write() as c:
+        now = time.time()
+        c.executemany(
+            "UPDATE jobs SET status = 'pending', unacked = unacked - 1, ready_at = ?, lease_deadline = NULL"
+            " WHERE id = ? AND deliveries = ? AND status = 'processing'",
+            [(now, lease.id, lease.token) for lease in leases],
+        )
+        s.touch(*(work_topic(lease.routing_key) for lease in leases))
+
+
+def set_progress(s: Session, items: Sequence[tuple[str, str, float]]) -> None:
+    """Record the progress of running jobs."""
+    with s.write() as c:
+        c.executemany("UPDATE jobs SET progress = ? WHERE id = ?", [(float(v), job_id) for job_id, _, v in items])
+
+
+# --- scheduler duties ------------------------------------------------------------------
+
+_MOVE_DUE = """
+UPDATE jobs SET status = 'pending', ready_at = ?
+WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_scheduled WHERE status = 'scheduled' AND scheduled_for <= ?
+                ORDER BY scheduled_for LIMIT ?)
+RETURNING routing_key
+"""
+_LOSE = """
+UPDATE jobs SET status = 'failed', reason = 'worker_lost', finished_at = ?, expires_at = ?, unacked = 0,
+    lease_deadline = NULL,
+    error = 'worker_lost: delivered ' || deliveries || ' times without an outcome (lease expired)'
+WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_leases
+                WHERE status = 'processing' AND lease_deadline <= ? AND unacked >= ?
+                LIMIT ?)
+RETURNING id
+"""
+_RECOVER = """
+UPDATE jobs SET status = 'pending', ready_at = ?, lease_deadline = NULL
+WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_leases
+                WHERE status = 'processing' AND lease_deadline <= ? AND unacked < ?
+                LIMIT ?)
+RETURNING routing_key
+"""
+_EARLIEST_DUE = "SELECT min(scheduled_for) FROM jobs INDEXED BY jobs_scheduled WHERE status = 'scheduled'"
+_EARLIEST_LEASE = "SELECT min(lease_deadline) FROM jobs INDEXED BY jobs_leases WHERE status = 'processing'"
+_EXPIRE = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE expires_at <= ? LIMIT ?)"
+
+
+def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> tuple[TickReport, float | None]:
+    """Due jobs -> ready; expired leases -> ready, or dead as ``worker_lost`` once
+    ``unacked`` reaches ``max_deliveries``; expired records deleted.
+
+    Returns the report and the earliest scheduled time left (None if none).
+    """
+    with s.write() as c:
+        now = time.time()
+        moved = [r[0] for r in c.execute(_MOVE_DUE, (now, now, TICK_LIMIT)).fetchall()]
+        lost = [r[0] for r in c.execute(_LOSE, (now, now + failed_ttl_s, now, max_deliveries, TICK_LIMIT))]
+        recovered = [r[0] for r in c.execute(_RECOVER, (now, now, max_deliveries, TICK_LIMIT)).fetchall()]
+        c.execute(_EXPIRE, (now, TICK_LIMIT))
+        due = c.execute(_EARLIEST_DUE).fetchone()[0]
+        lease = c.execute(_EARLIEST_LEASE).fetchone()[0]
+        s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(i) for i in lost))
+    next_due = min((t for t in (due, lease) if t is not None), default=None)
+    return TickReport(len(moved), len(recovered), len(lost), next_due), due
+
+
+def earliest_scheduled(s: Session) -> float | None:
+    """When the earliest delayed or retry job is due."""
+    with s.hub.read_lock():
+        value = s.conn.execute(_EARLIEST_DUE).fetchone()[0]
+    return None if value is None else float(value)
+
+
+def acquire_leader(s: Session, holder: str, ttl_s: float) -> int | None:
+    """Take or keep the scheduler lock; a new holder gets the next fencing token."""
+    with s.write() as c:
+        now = time.time()
+        row = c.execute("SELECT holder, token, expires_at FROM leader WHERE name = ?", (LEADER,)).fetchone()
+        if row is not None and row[2] > now:
+            if row[0] != holder:
+                return None
+            c.execute("UPDATE leader SET expires_at = ? WHERE name = ?", (now + ttl_s, LEADER))
+            return int(row[1])
+        token = c.execute(
+            "INSERT INTO counters (name, value) VALUES ('leader_epoch', 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"
+        ).fetchone()[0]
+        c.execute("INSERT OR REPLACE INTO leader VALUES (?, ?, ?, ?)", (LEADER, holder, token, now + ttl_s))
+        return int(token)
+
+
+def release_leader(s: Session, holder: str) -> None:
+    """Drop the scheduler lock if ``holder`` has it."""
+    with s.write() as c:
+        c.execute("DELETE FROM leader WHERE name = ? AND holder = ?", (LEADER, holder))
+
+
+# --- inspecting --------------------------------------------------------------------------
+
+
+def job_state(s: Session, job_id: str) -> str:
+    """The job's status, or '' when there is no such job (or its record expired)."""
+    with s.hub.read_lock():
+        row = s.conn.execute(f"SELECT status FROM jobs WHERE id = ? AND {LIVE}", (job_id, time.time())).fetchone()
+    return "" if row is None else str(row[0])
+
+
+def is_settled(s: Session, job_id: str) -> bool:
+    """Whether ``wait_job`` can stop waiting: the job is terminal or gone."""
+    state = job_state(s, job_id)
+    return state == "" or state in TERMINAL_STATUSES
+
+
+def get_job(s: Session, job_id: str) -> Job | None:
+    """The job, or None if unknown or expired."""
+    with s.read() as c:
+        row = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND {LIVE}", (job_id, time.time())).fetchone()
+    return None if row is None else job_from_row(row)
+
+
+def cancel(s: Session, job_id: str) -> str | None:
+    """Cancel a pending/scheduled job, flag a processing one; return the old status."""
+    with s.write() as c:
+        now = time.time()
+        row = c.execute(f"SELECT rowid, status FROM jobs WHERE id = ? AND {LIVE}", (job_id, now)).fetchone()
+        if row is None:
+            return None
+        rowid, status = row
+        if status in ("pending", "scheduled"):
+            c.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?, expires_at = ? WHERE rowid = ?",
+                (now, now + CANCELLED_TTL_S, rowid),
+            )
+            s.touch(job_topic(job_id))
+        elif status == "processing":
+            c.execute("UPDATE jobs SET cancel = 1 WHERE rowid = ?", (rowid,))
+        return str(status)
+
+
+def list_jobs(s: Session, status: str | None, name: str | None, limit: int) -> list[Job]:
+    """Jobs by status and name, newest (finished, else created) first."""
+    where: list[str] = [LIVE]
+    args: list[object] = [time.time()]
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    if name is not None:
+        where.append("name = ?")
+        args.append(name)
+    sql = (
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
+        " ORDER BY coalesce(finished_at, created_at) DESC LIMIT ?"
+    )
+    with s.read() as c:
+        rows = c.execute(sql, (*args, max(0, limit))).fetchall()
+    return [job_from_row(r) for r in rows]
+
+
+def retry_dead(s: Session, job_ids: Sequence[str] | None) -> int:
+    """Dead-lettered jobs (all when None) back to ready with a fresh retry budget."""
+    sql = (
+        "UPDATE jobs SET status = 'pending', attempts = 0, unacked = 0, reason = NULL, finished_at = NULL,"
+        f" expires_at = NULL, ready_at = ? WHERE status = 'failed' AND {LIVE}"
+    )
+    with s.write() as c:
+        now = time.time()
+        if job_ids is None:
+            rows = c.execute(sql + " RETURNING routing_key", (now, now)).fetchall()
+        else:
+            sql += " AND id IN (SELECT value FROM json_each(?)) RETURNING routing_key"
+            rows = c.execute(sql, (now, now, _ids(job_ids))).fetchall()
+        s.touch(*(work_topic(r[0]) for r in rows))
+    return len(rows)
+
+
+def purge_dead(s: Session) -> int:
+    """Delete every dead-lettered job; return how many had not expired yet."""
+    with s.write() as c:
+        now = time.time()
+        rows = c.execute("DELETE FROM jobs WHERE status = 'failed' RETURNING expires_at").fetchall()
+    return sum(1 for (expires,) in rows if expires is None or expires > now)
+
+
+def queue_stats(s: Session) -> list[QueueStats]:
+    """Depth of every routing key ever used."""
+    with s.read() as c:
+        now = time.time()
+        stats = {rk: QueueStats(rk) for (rk,) in c.execute("SELECT name FROM routing_keys ORDER BY name")}
+        ready = "SELECT routing_key, priority, count(*) FROM jobs INDEXED BY jobs_ready WHERE status = 'pending' GROUP BY 1, 2"
+        for rk, prio, n in c.execute(ready):
+            stats.setdefault(rk, QueueStats(rk)).ready_by_priority[prio] = n
+        others = (
+            "SELECT routing_key, status, count(*) FROM jobs"
+            f" WHERE status IN ('scheduled', 'processing', 'failed') AND {LIVE} GROUP BY 1, 2"
+        )
+        for rk, status, n in c.execute(others, (now,)):
+            st = stats.setdefault(rk, QueueStats(rk))
+            if status == "scheduled":
+                st.scheduled = n
+            elif status == "processing":
+                st.processing = n
+            else:
+                st.dead = n
+    for st in stats.values():
+        st.ready_by_priority = dict(sorted(st.ready_by_priority.items(), reverse=True))
+    return sorted(stats.values(), key=lambda st: st.routing_key)
