@@ -375,7 +375,10 @@ def queue_stats(s: Session) -> list[QueueStats]:
     with s.read() as c:
         now = time.time()
         stats = {rk: QueueStats(rk) for (rk,) in c.execute("SELECT name FROM routing_keys ORDER BY name")}
-        ready = "SELECT routing_key, priority, count(*) FROM jobs INDEXED BY jobs_ready WHERE status = 'pending' GROUP BY 1, 2"
+        ready = (
+            "SELECT routing_key, priority, count(*) FROM jobs INDEXED BY jobs_ready"
+            " WHERE status = 'pending' GROUP BY 1, 2"
+        )
         for rk, prio, n in c.execute(ready):
             stats.setdefault(rk, QueueStats(rk)).ready_by_priority[prio] = n
         others = (

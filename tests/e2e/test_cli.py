@@ -1,0 +1,99 @@
+"""The ``bananas`` command line, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bananas import JobStatus, wire
+from bananas.brokers import Outcome, from_url
+from bananas.client import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bananas(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BANANAS_URL", "REDIS_URL")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "bananas", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+    )
+
+
+def test_demo_runs_end_to_end_without_a_server(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    done = bananas("demo", cwd=tmp_path, timeout=60)
+    elapsed = time.monotonic() - t0
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert elapsed < 30
+    out = done.stdout
+    assert "sqlite:///" in out
+    for name in ("resize_image", "send_email", "flaky", "always_fails"):
+        assert name in out
+    assert "permanent_error" in out and "completed" in out
+
+
+def test_submit_then_inspect(broker_url: str) -> None:
+    done = bananas("submit", "send_email", "--payload", '{"to": "a@b.c"}', "--priority", "high",
+                   "--routing-key", "email", "--url", broker_url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    assert len(job_id) == 26
+    shown = bananas("job", job_id, "--json", "--url", broker_url)
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    assert body["name"] == "send_email" and body["priority"] == 90 and body["routing_key"] == "email"
+    assert body["status"] == "pending" and body["payload"] == {"to": "a@b.c"}
+    listing = bananas("jobs", "--status", "pending", "--url", broker_url)
+    assert job_id in listing.stdout
+    queues = bananas("queues", "--url", broker_url)
+    assert queues.returncode == 0 and "email" in queues.stdout
+
+
+def test_bad_input_gets_one_line_errors(broker_url: str) -> None:
+    cases = [
+        (["--payload", "{nope"], "not valid JSON"),
+        (["--payload", "[1]"], "must be a JSON object"),
+        (["--payload", "{}", "--priority", "urgent"], "unknown priority 'urgent'"),
+        (["--payload", "{}", "--delay", "-1"], "delay must be >= 0"),
+        (["--payload", "{}", "--routing-key", "bad key"], "illegal routing key"),
+    ]
+    for args, message in cases:
+        done = bananas("submit", "x", *args, "--url", broker_url)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr
+    missing = bananas("job", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--url", broker_url)
+    assert missing.returncode == 1 and "no job" in missing.stderr
+
+
+def test_broker_down_is_a_clean_error() -> None:
+    done = bananas("submit", "x", "--payload", "{}", "--url", "redis://127.0.0.1:1/0")
+    assert done.returncode == 1
+    assert "unreachable during submit" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_dead_letter_queue_commands(broker_url: str) -> None:
+    client = Client(broker_url)
+    ids = [client.submit("doomed", {"n": i}) for i in range(3)]
+    client.close()
+    broker = from_url(broker_url)
+    deliveries = await broker.dequeue(["default"], 3, 30, "test")
+    await broker.ack(
+        [Outcome(d.id, "default", d.token, "failed", 1, error="boom", reason="max_retries") for d in deliveries],
+        (3600, 86400),
+    )
+    listed = bananas("dlq", "list", "--url", broker_url)
+    assert listed.returncode == 0 and all(i in listed.stdout for i in ids) and "max_retries" in listed.stdout
+    retried = bananas("dlq", "retry", ids[0], "--url", broker_url)
+    assert retried.returncode == 0 and "retried 1 job" in retried.stdout
+    job = await broker.get_job(ids[0])
+    assert job is not None and job.status is JobStatus.PENDING
+    purged = bananas("dlq", "purge", "-y", "--url", broker_url)
+    assert purged.returncode == 0 and "purged 2 jobs" in purged.stdout
+    assert await broker.list_jobs("failed") == []
+    assert wire.decode(bananas("job", ids[0], "--json", "--url", broker_url).stdout)["status"] == "pending"
+    await broker.close()

@@ -1,0 +1,62 @@
+"""``--processes`` supervision and the standalone ``bananas scheduler``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bananas import Client, JobStatus
+from tests.e2e.conftest import ROOT, WorkerProcess, eventually
+
+SpawnWorker = Callable[..., WorkerProcess]
+
+
+def children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def test_supervisor_restarts_a_dead_child_and_stops_cleanly(broker_url: str, spawn_worker: SpawnWorker) -> None:
+    supervisor = spawn_worker(broker_url, "--processes", "2", "--concurrency", "4")
+    first = eventually(lambda: children(supervisor.pid) if len(children(supervisor.pid)) == 2 else None,
+                       what="two worker processes")  # fmt: skip
+    assert isinstance(first, set)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    eventually(lambda: len(children(supervisor.pid) - {victim}) == 2, what="a replacement child")
+    client = Client(broker_url)
+    pids = {client.submit_and_wait("pid", {}, timeout=20) for _ in range(10)}
+    assert victim not in pids and pids <= children(supervisor.pid)
+    supervisor.signal(signal.SIGTERM)
+    assert supervisor.wait(30) == 0
+    assert "restart" in supervisor.output()
+    client.close()
+
+
+def test_standalone_scheduler_moves_delayed_jobs(broker_url: str, spawn_worker: SpawnWorker, tmp_path: Path) -> None:
+    spawn_worker(broker_url, "--no-scheduler")
+    client = Client(broker_url)
+    delayed = client.submit("noop", {}, delay=0.3)
+    assert client.submit_and_wait("noop", {}, timeout=10) is None  # the worker runs ready jobs
+    time.sleep(0.6)  # past the delay: with no scheduler running, the job must still wait
+    job = client.get_job(delayed)
+    assert job is not None and job.status is JobStatus.SCHEDULED
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BANANAS_SCHEDULER_LEADER_TTL": "2"}
+    with (tmp_path / "scheduler.log").open("wb") as log:
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "bananas", "scheduler", "--url", broker_url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        assert client.wait(delayed, 10).status is JobStatus.COMPLETED
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        assert scheduler.wait(20) == 0
+    client.close()
