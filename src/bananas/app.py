@@ -38,6 +38,14 @@ class Bananas:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._client: Client | None = None
 
+    def configure(self, settings: Settings) -> None:
+        """Replace the settings (a worker started with ``--url`` points its app, and so
+        the submits its handlers make, at the worker's broker)."""
+        if self._client is not None and settings.url != self.settings.url:
+            self._client.close()
+            self._client = None
+        self.settings = settings
+
     @property
     def url(self) -> str:
         """The broker URL."""

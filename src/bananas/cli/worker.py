@@ -119,6 +119,7 @@ def worker(
         url, app, concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys),
         mode=mode, lease_s=lease, grace_s=grace, enable_scheduler=False if no_scheduler else None,
     )  # fmt: skip
+    app.configure(settings)
     w = settings.worker
     if w.mode == "scheduler-only":
         asyncio.run(run_scheduler(settings))

@@ -13,7 +13,8 @@ from typing import TypeVar
 
 from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
 from bananas.brokers.sqlite import ops
-from bananas.brokers.sqlite.engine import RECHECK_S, Engine, Session, Target, Waiter, parse_url
+from bananas.brokers.sqlite.engine import Engine, Session
+from bananas.brokers.sqlite.hub import RECHECK_S, Target, Waiter, parse_url
 from bananas.errors import BananasError
 from bananas.job import Job
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from bananas.brokers.base import Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.schema import JOB_COLUMNS, LIVE, job_from_row
-from bananas.job import TERMINAL_STATUSES, Job
+from bananas.job import TERMINAL_STATUSES, Job, JobStatus
 
 #: Most jobs one tick moves per kind (due, recovered, lost, expired records).
 TICK_LIMIT = 5000
@@ -328,21 +328,22 @@ def cancel(s: Session, job_id: str) -> str | None:
 
 def list_jobs(s: Session, status: str | None, name: str | None, limit: int) -> list[Job]:
     """Jobs by status and name, newest (finished, else created) first."""
-    where: list[str] = [LIVE]
-    args: list[object] = [time.time()]
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)
-    if name is not None:
-        where.append("name = ?")
-        args.append(name)
+    now, limit = time.time(), max(0, limit)
+    by_name = " AND name = ?" if name is not None else ""
     sql = (
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ? AND {LIVE}{by_name}"
         " ORDER BY coalesce(finished_at, created_at) DESC LIMIT ?"
     )
+    rows: list[tuple[object, ...]] = []
     with s.read() as c:
-        rows = c.execute(sql, (*args, max(0, limit))).fetchall()
-    return [job_from_row(r) for r in rows]
+        # One indexed query per status, merged here: sorting the whole table is slow.
+        for st in [status] if status is not None else [st.value for st in JobStatus]:
+            args = (st, now, name, limit) if name is not None else (st, now, limit)
+            rows += c.execute(sql, args).fetchall()
+    jobs = [job_from_row(r) for r in rows]
+    if status is None:
+        jobs.sort(key=lambda j: j.finished_at or j.created_at, reverse=True)
+    return jobs[:limit]
 
 
 def retry_dead(s: Session, job_ids: Sequence[str] | None) -> int:
@@ -381,18 +382,16 @@ def queue_stats(s: Session) -> list[QueueStats]:
         )
         for rk, prio, n in c.execute(ready):
             stats.setdefault(rk, QueueStats(rk)).ready_by_priority[prio] = n
-        others = (
-            "SELECT routing_key, status, count(*) FROM jobs"
-            f" WHERE status IN ('scheduled', 'processing', 'failed') AND {LIVE} GROUP BY 1, 2"
-        )
-        for rk, status, n in c.execute(others, (now,)):
-            st = stats.setdefault(rk, QueueStats(rk))
-            if status == "scheduled":
-                st.scheduled = n
-            elif status == "processing":
-                st.processing = n
-            else:
-                st.dead = n
+        counts = (
+            ("scheduled", "SELECT routing_key, count(*) FROM jobs INDEXED BY jobs_scheduled"
+                          " WHERE status = 'scheduled' GROUP BY 1", ()),
+            ("processing", "SELECT routing_key, count(*) FROM jobs INDEXED BY jobs_leases"
+                           " WHERE status = 'processing' GROUP BY 1", ()),
+            ("dead", f"SELECT routing_key, count(*) FROM jobs WHERE status = 'failed' AND {LIVE} GROUP BY 1", (now,)),
+        )  # fmt: skip
+        for attr, sql, args in counts:
+            for rk, n in c.execute(sql, args):
+                setattr(stats.setdefault(rk, QueueStats(rk)), attr, n)
     for st in stats.values():
         st.ready_by_priority = dict(sorted(st.ready_by_priority.items(), reverse=True))
     return sorted(stats.values(), key=lambda st: st.routing_key)

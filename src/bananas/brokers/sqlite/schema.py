@@ -46,8 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (routing_key, priority DESC, ready_at, id)
     WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (scheduled_for) WHERE status = 'scheduled';
-CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_deadline) WHERE status = 'processing';
+CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (scheduled_for, routing_key) WHERE status = 'scheduled';
+CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_deadline, routing_key) WHERE status = 'processing';
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (status, coalesce(finished_at, created_at));
 CREATE TABLE IF NOT EXISTS routing_keys (name TEXT PRIMARY KEY) WITHOUT ROWID;
