@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from bananas import Client, JobSpec
 from bananas.testing import RedisServer
 
@@ -38,6 +40,35 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def limit_one_at_a_time(url: str, n: int) -> float:
+    """Ceiling: a hand-written redis-py + hiredis loop, one LPUSH round trip per job."""
+    r = redis.Redis.from_url(url)
+    body = b'{"name":"noop","payload":{}}'
+    t0 = time.perf_counter()
+    for _ in range(n):
+        r.lpush("limit:queue", body)
+    rate = n / (time.perf_counter() - t0)
+    r.delete("limit:queue")
+    r.close()
+    return rate
+
+
+def limit_pipelined(url: str, n: int, batch: int = 1000) -> float:
+    """Ceiling: LPUSH pipelined in batches, one round trip per batch."""
+    r = redis.Redis.from_url(url)
+    body = b'{"name":"noop","payload":{}}'
+    t0 = time.perf_counter()
+    for _ in range(n // batch):
+        with r.pipeline(transaction=False) as pipe:
+            for _ in range(batch):
+                pipe.lpush("limit:queue", body)
+            pipe.execute()
+    rate = (n // batch * batch) / (time.perf_counter() - t0)
+    r.delete("limit:queue")
+    r.close()
+    return rate
 
 
 def bench_submit(client: Client, n: int) -> float:
@@ -111,6 +142,8 @@ def main() -> None:
         try:
             client = Client(server.url)
             flush = server.client()
+            results["limit_one_round_trip_per_job_per_s"] = limit_one_at_a_time(server.url, args.jobs)
+            results["limit_pipelined_per_s"] = limit_pipelined(server.url, args.jobs * 5)
             results["submit_one_at_a_time_per_s"] = bench_submit(client, args.jobs)
             flush.flushall()
             results["submit_many_per_s"] = bench_submit_many(client, args.jobs * 5)
@@ -126,6 +159,11 @@ def main() -> None:
             client = Client(url)
             results["sqlite_drain_1_process_per_s"] = bench_drain(client, url, args.jobs // 2, ["--concurrency", "100"])
             client.close()
+    results["ratios"] = {
+        "submit_vs_one_round_trip_limit": results["submit_one_at_a_time_per_s"]
+        / results["limit_one_round_trip_per_job_per_s"],
+        "submit_many_vs_pipelined_limit": results["submit_many_per_s"] / results["limit_pipelined_per_s"],
+    }
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from bananas.errors import ConfigurationError
 from bananas.settings import Settings
@@ -16,6 +16,16 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` with options returns."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 class Bananas:
@@ -52,6 +62,9 @@ class Bananas:
         return self.settings.url
 
     @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
@@ -66,7 +79,7 @@ class Bananas:
         max_retries: int | None = None,
         timeout: float | timedelta | None = None,
         retry: RetryPolicy | None = None,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> TaskDecorator: ...
 
     def task(
         self,
@@ -79,7 +92,7 @@ class Bananas:
         max_retries: int | None = None,
         timeout: float | timedelta | None = None,
         retry: RetryPolicy | None = None,
-    ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
+    ) -> Task[Any, Any] | TaskDecorator:
         """Register a handler (async or sync) as a task. Usable bare or with options.
 
         Raises:
@@ -87,7 +100,7 @@ class Bananas:
         """
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
-            task = Task(
+            task: Task[Any, Any] = Task(
                 self, func, name=name, priority=priority, routing_key=routing_key,
                 max_retries=max_retries, timeout=timeout, retry=retry,
             )  # fmt: skip

@@ -32,12 +32,16 @@ class RetryPolicy:
 
 
 class Task(Generic[P, R]):
-    """A handler registered with ``@app.task``. Call it to run the function in-process."""
+    """A handler registered with ``@app.task``. Call it to run the function in-process.
+
+    ``P`` is the handler's parameters and ``R`` its result: for an ``async def`` handler
+    the awaited value, which is what ``submit_and_wait`` returns.
+    """
 
     def __init__(
         self,
         app: Bananas,
-        fn: Callable[P, R],
+        fn: Callable[P, Any],
         *,
         name: str | None = None,
         priority: str | int | None = None,
@@ -56,7 +60,7 @@ class Task(Generic[P, R]):
         self.retry = retry or RetryPolicy()
         self.spec = PayloadSpec(fn, self.name)
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:

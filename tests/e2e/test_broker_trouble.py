@@ -70,7 +70,7 @@ def test_idle_worker_sends_at_most_two_commands_per_second(fresh_redis: RedisSer
     eventually(lambda: probe.get("bananas:scheduler:leader"), what="scheduler leadership")
     window = 10.0
     sent: list[str] = []
-    with probe.monitor() as monitor:
+    with probe.monitor() as monitor:  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + window
         while True:
             entry = monitor.next_command()  # blocks; the worker's own traffic keeps it moving

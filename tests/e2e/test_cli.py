@@ -20,7 +20,13 @@ def bananas(*args: str, cwd: Path | None = None, timeout: float = 60) -> subproc
     env = {k: v for k, v in os.environ.items() if k not in ("BANANAS_URL", "REDIS_URL")}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "bananas", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+        [sys.executable, "-m", "bananas", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
     )
 
 

@@ -233,8 +233,11 @@ async def test_higher_priority_runs_first_fifo_within_priority(make_app: MakeApp
 
     client = app.async_client()
     ids = []
-    for tag, prio in [("low-1", "low"), ("normal-1", Priority.NORMAL), ("high-1", "high"), ("low-2", 10),
-                      ("high-2", 90), ("urgent", 100), ("normal-2", "normal")]:  # fmt: skip
+    cases: list[tuple[str, str | int]] = [
+        ("low-1", "low"), ("normal-1", Priority.NORMAL), ("high-1", "high"), ("low-2", 10),
+        ("high-2", 90), ("urgent", 100), ("normal-2", "normal"),
+    ]  # fmt: skip
+    for tag, prio in cases:
         ids.append(await client.submit("record", {"tag": tag}, priority=prio))
     async with running_worker(app, concurrency=1):
         for job_id in ids:

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Size the WAL file is truncated to after a checkpoint (it otherwise keeps its peak size).
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+
 #: SQLite result codes that mean "the database cannot be used right now".
 _UNAVAILABLE = (
     "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL",
@@ -148,6 +151,7 @@ class Engine:
                 if not self.target.memory:
                     self._use_wal(conn)
                     conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
                 if not self.hub.schema_ready:
                     schema.create(conn)
                     self.hub.schema_ready = True

@@ -245,11 +245,13 @@ def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> tuple[TickRepo
         moved = [r[0] for r in c.execute(_MOVE_DUE, (now, now, TICK_LIMIT)).fetchall()]
         lost = [r[0] for r in c.execute(_LOSE, (now, now + failed_ttl_s, now, max_deliveries, TICK_LIMIT))]
         recovered = [r[0] for r in c.execute(_RECOVER, (now, now, max_deliveries, TICK_LIMIT)).fetchall()]
-        c.execute(_EXPIRE, (now, TICK_LIMIT))
+        expired = c.execute(_EXPIRE, (now, TICK_LIMIT)).rowcount
         due = c.execute(_EARLIEST_DUE).fetchone()[0]
         lease = c.execute(_EARLIEST_LEASE).fetchone()[0]
         s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(i) for i in lost))
-    next_due = min((t for t in (due, lease) if t is not None), default=None)
+    # More to do at once when a limit was hit (due jobs left over show in ``due`` anyway).
+    more = now if TICK_LIMIT in (len(lost), len(recovered), expired) else None
+    next_due = min((t for t in (due, lease, more) if t is not None), default=None)
     return TickReport(len(moved), len(recovered), len(lost), next_due), due
 
 

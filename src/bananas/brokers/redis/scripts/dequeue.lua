@@ -17,7 +17,7 @@ for i = 1, #popped, 2 do
     redis.call('ZADD', KEYS[2], ARGV[4], id)
     out[#out + 1] = id
     out[#out + 1] = cur[2]
-    out[#out + 1] = cur[3]
+    out[#out + 1] = cur[3] or 0
     out[#out + 1] = d
   end
 end

@@ -7,15 +7,14 @@ local ready_n, earliest = 0, nil
 for i = 5, #ARGV, 4 do
   local id, prio, run_at = ARGV[i], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local jk = prefix .. 'job:' .. id
-  if redis.call('EXISTS', jk) == 0 then
+  -- HSETNX on the body makes a repeated id a no-op; counters start missing (= 0).
+  if redis.call('HSETNX', jk, 'body', ARGV[i + 1]) == 1 then
     if run_at > now then
-      redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'scheduled', 'prio', ARGV[i + 2],
-        'attempts', 0, 'deliveries', 0, 'unacked', 0, 'scheduled_for', ARGV[i + 3])
+      redis.call('HSET', jk, 'status', 'scheduled', 'prio', ARGV[i + 2], 'scheduled_for', ARGV[i + 3])
       redis.call('ZADD', KEYS[2], ARGV[i + 3], id)
       if earliest == nil or run_at < earliest then earliest = run_at end
     else
-      redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'pending', 'prio', ARGV[i + 2],
-        'attempts', 0, 'deliveries', 0, 'unacked', 0)
+      redis.call('HSET', jk, 'status', 'pending', 'prio', ARGV[i + 2])
       redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - prio) * 1e13 + now), id)
       ready_n = ready_n + 1
     end
@@ -23,8 +22,8 @@ for i = 5, #ARGV, 4 do
   end
 end
 if ready_n > 0 then
-  for _ = 1, math.min(ready_n, 16) do redis.call('LPUSH', KEYS[3], 1) end
-  redis.call('LTRIM', KEYS[3], 0, 15)
+  local room = 16 - redis.call('LLEN', KEYS[3])
+  for _ = 1, math.min(ready_n, room) do redis.call('LPUSH', KEYS[3], 1) end
 end
 if earliest ~= nil then
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
