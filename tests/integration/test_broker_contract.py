@@ -194,7 +194,8 @@ async def test_requeue_gives_jobs_back_without_counting_delivery(broker: Broker)
     job = make_job()
     await broker.enqueue([job])
     [d] = await broker.dequeue(["default"], 1, 30, "w")
-    await broker.requeue([Lease(d.id, "default", d.token)])
+    assert await broker.requeue([Lease(d.id, "default", d.token)]) == 1
+    assert await broker.requeue([Lease(d.id, "default", d.token)]) == 0  # no longer held
     seen = await broker.get_job(d.id)
     assert seen is not None and seen.status is JobStatus.PENDING
     for _ in range(3):  # requeued deliveries never count towards max_deliveries

@@ -23,7 +23,7 @@ def from_url(url: str, *, timeout_s: float = 5.0) -> Broker:
     if scheme in ("sqlite", "memory"):
         from bananas.brokers.sqlite import SQLiteBroker
 
-        return SQLiteBroker(url)
+        return SQLiteBroker(url, timeout_s=timeout_s)
     raise ConfigurationError(f"unknown broker URL {url!r}: use redis://, rediss://, sqlite:///path.db or memory://")
 
 

@@ -129,8 +129,9 @@ class Broker(Protocol):
     async def renew(self, leases: Sequence[Lease], lease_s: float) -> list[LeaseState]:
         """Extend leases; report ``lost`` leases and ``cancel`` requests."""
 
-    async def requeue(self, leases: Sequence[Lease]) -> None:
-        """Give leased jobs back at once (graceful shutdown); not counted as a delivery."""
+    async def requeue(self, leases: Sequence[Lease]) -> int:
+        """Give leased jobs back at once (graceful shutdown); not counted as a delivery.
+        Returns how many were still held (outcomes already stored are left alone)."""
 
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
         """Record progress (id, routing_key, 0..1) of running jobs."""

@@ -257,8 +257,8 @@ class Worker:
         await self._flush_final()
         if unfinished:
             try:
-                await self.broker.requeue(unfinished)
-                logger.info("gave %d unfinished jobs back to their queues", len(unfinished))
+                given_back = await self.broker.requeue(unfinished)
+                logger.info("gave %d unfinished jobs back to their queues", given_back)
             except BananasError as exc:
                 logger.warning("could not requeue %d jobs (their leases will expire): %s", len(unfinished), exc)
             for lease in unfinished:

@@ -207,14 +207,16 @@ class RedisBroker(Broker):
         return [states[id(lease)] for lease in leases]
 
     @_guard("requeue")
-    async def requeue(self, leases: Sequence[Lease]) -> None:
+    async def requeue(self, leases: Sequence[Lease]) -> int:
         now_ms = _ms(time.time())
+        total = 0
         for rk, group in _group(leases).items():
             p = _prefix(rk)
             args: list[Any] = [p, now_ms]
             for lease in group:
                 args += (lease.id, lease.token)
-            await self._s["requeue"]([p + "ready", p + "leases", p + "signal"], args)
+            total += await self._s["requeue"]([p + "ready", p + "leases", p + "signal"], args)
+        return int(total)
 
     @_guard("set progress")
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:

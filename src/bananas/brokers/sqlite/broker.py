@@ -14,7 +14,7 @@ from typing import TypeVar
 from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
 from bananas.brokers.sqlite import ops
 from bananas.brokers.sqlite.engine import Engine, Session
-from bananas.brokers.sqlite.hub import RECHECK_S, Target, Waiter, parse_url
+from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
 from bananas.errors import BananasError
 from bananas.job import Job
 
@@ -123,7 +123,7 @@ class SQLiteBroker(Broker):
 
     async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
         keys = list(routing_keys)
-        topics = [ops.work_topic(rk) for rk in keys]
+        topics = [work_topic(rk) for rk in keys]
         await self._wait("wait for work", topics, functools.partial(ops.has_work, routing_keys=keys), timeout_s)
 
     async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
@@ -136,9 +136,11 @@ class SQLiteBroker(Broker):
             return []
         return await self._run("renew leases", functools.partial(ops.renew, leases=list(leases), lease_s=lease_s))
 
-    async def requeue(self, leases: Sequence[Lease]) -> None:
-        if leases:
-            await self._run("requeue", functools.partial(ops.requeue, leases=list(leases)))
+    async def requeue(self, leases: Sequence[Lease]) -> int:
+        if not leases:
+            return 0
+        count: int = await self._run("requeue", functools.partial(ops.requeue, leases=list(leases)))
+        return count
 
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
         if items:
@@ -154,7 +156,7 @@ class SQLiteBroker(Broker):
     async def wait_for_schedule(self, timeout_s: float) -> None:
         probe = _ScheduleProbe(self._tick_due, self._tick_seen)
         self._tick_seen = False
-        await self._wait("wait for schedule", [ops.SCHEDULE_TOPIC], probe, timeout_s)
+        await self._wait("wait for schedule", [SCHEDULE_TOPIC], probe, timeout_s)
 
     async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
         fn = functools.partial(ops.acquire_leader, holder=holder, ttl_s=ttl_s)
@@ -171,7 +173,7 @@ class SQLiteBroker(Broker):
         if await self._run("wait for job", functools.partial(ops.job_state, job_id=job_id)) == "":
             return None
         probe = functools.partial(ops.is_settled, job_id=job_id)
-        await self._wait("wait for job", [ops.job_topic(job_id)], probe, timeout_s)
+        await self._wait("wait for job", [job_topic(job_id)], probe, timeout_s)
         return await self.get_job(job_id)
 
     async def cancel(self, job_id: str) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -161,8 +162,8 @@ class Hub:
             self._cond.notify_all()
 
     def _watch(self) -> None:
-        """While anyone waits, poll ``PRAGMA data_version`` every ``POLL_S`` and wake
-        every waiter when another connection (of any process) has committed."""
+        """While anyone waits, poll ``PRAGMA data_version`` every ``POLL_S``; when another
+        connection (of any process) has committed, wake the waiters that may care."""
         conn: sqlite3.Connection | None = None
         seen = -1  # the first poll wakes everyone: harmless, and nothing is missed
         try:
@@ -172,20 +173,53 @@ class Hub:
                         self._cond.wait()
                     if self.closed:
                         return
+                    topics = list(self._waiters)
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self.target.database, timeout=self.timeout_s, isolation_level=None)
                     version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                    if version != seen:
+                        seen = version
+                        self.notify(_worth_waking(conn, topics))
                 except sqlite3.Error as exc:  # waiters still re-check every RECHECK_S
                     logger.debug("watching %s: %s", self.target.database, exc)
-                    version = -2
-                if version != seen:
-                    seen = version
-                    self.notify(None)
+                    if seen != -2:
+                        seen = -2
+                        self.notify(None)
                 time.sleep(POLL_S)
         finally:
             if conn is not None:
                 conn.close()
+
+
+def work_topic(rk: str) -> str:
+    """Topic woken when jobs become ready in routing key ``rk``."""
+    return "w:" + rk
+
+
+def job_topic(job_id: str) -> str:
+    """Topic woken when job ``job_id`` reaches a terminal status (or is gone)."""
+    return JOB_PREFIX + job_id
+
+
+JOB_PREFIX = "j:"
+#: Topic woken when a delayed or retry job is scheduled.
+SCHEDULE_TOPIC = "s"
+
+_UNSETTLED = (
+    "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+    " AND status NOT IN ('completed', 'failed', 'cancelled') AND (expires_at IS NULL OR expires_at > ?)"
+)
+
+
+def _worth_waking(conn: sqlite3.Connection, topics: list[str]) -> list[str]:
+    """The topics to wake after another process committed: all but the jobs that are
+    still unfinished, found with one query however many ``wait_job`` calls are waiting."""
+    jobs = [t[len(JOB_PREFIX) :] for t in topics if t.startswith(JOB_PREFIX)]
+    if not jobs:
+        return topics
+    unsettled = {row[0] for row in conn.execute(_UNSETTLED, (json.dumps(jobs), time.time()))}
+    return [t for t in topics if not t.startswith(JOB_PREFIX) or t[len(JOB_PREFIX) :] not in unsettled]
 
 
 #: Hubs by ``Target.key``. Process-wide on purpose: it is what makes ``memory://`` one

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from bananas.brokers.base import Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
 from bananas.brokers.sqlite.engine import Session
+from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import JOB_COLUMNS, LIVE, job_from_row
 from bananas.job import TERMINAL_STATUSES, Job, JobStatus
 
@@ -26,19 +27,6 @@ CANCELLED_TTL_S = 3600.0
 #: The scheduler lock's row in ``leader``.
 LEADER = "scheduler"
 
-
-def work_topic(rk: str) -> str:
-    """Hub topic woken when jobs become ready in routing key ``rk``."""
-    return "w:" + rk
-
-
-def job_topic(job_id: str) -> str:
-    """Hub topic woken when job ``job_id`` reaches a terminal status."""
-    return "j:" + job_id
-
-
-#: Hub topic woken when a delayed or retry job is scheduled.
-SCHEDULE_TOPIC = "s"
 
 _INSERT = f"""
 INSERT INTO jobs (id, routing_key, name, body, status, priority, ready_at, scheduled_for, created_at)
@@ -187,16 +175,18 @@ def renew(s: Session, leases: Sequence[Lease], lease_s: float) -> list[LeaseStat
     return states
 
 
-def requeue(s: Session, leases: Sequence[Lease]) -> None:
-    """Give leased jobs back to their queue at once; the delivery is not counted."""
+def requeue(s: Session, leases: Sequence[Lease]) -> int:
+    """Give leased jobs back to their queue at once; the delivery is not counted.
+    Returns how many were still held."""
     with s.write() as c:
         now = time.time()
-        c.executemany(
+        cur = c.executemany(
             "UPDATE jobs SET status = 'pending', unacked = unacked - 1, ready_at = ?, lease_deadline = NULL"
             " WHERE id = ? AND deliveries = ? AND status = 'processing'",
             [(now, lease.id, lease.token) for lease in leases],
         )
         s.touch(*(work_topic(lease.routing_key) for lease in leases))
+        return max(0, cur.rowcount)
 
 
 def set_progress(s: Session, items: Sequence[tuple[str, str, float]]) -> None:
