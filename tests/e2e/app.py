@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 from bananas import Bananas, Context, RetryPolicy
@@ -49,3 +50,10 @@ async def stall_once(ctx: Context, tag: str) -> str:
 def crash_worker() -> None:
     """Poison: kills the process that runs it."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(timeout=60)
+async def block_loop(seconds: float) -> int:
+    """Blocks the worker's event loop (a badly written handler) for longer than a lease."""
+    time.sleep(seconds)  # blocking on purpose
+    return os.getpid()

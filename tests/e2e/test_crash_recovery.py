@@ -44,3 +44,15 @@ def test_job_that_kills_its_worker_is_dead_lettered_as_worker_lost(broker_url: s
     assert client.wait(after, 20).status is JobStatus.COMPLETED  # the supervisor kept a child running
     assert supervisor.alive()
     client.close()
+
+
+def test_leases_are_renewed_while_a_handler_blocks_the_event_loop(broker_url: str, spawn_worker: SpawnWorker) -> None:
+    client = Client(broker_url)
+    # The other worker leads the scheduler and would reclaim a lease that lapsed.
+    spawn_worker(broker_url, "--lease", "1")
+    blocker = spawn_worker(broker_url, "--lease", "1", "--no-scheduler", "--routing-keys", "blocking")
+    job_id = client.submit("block_loop", {"seconds": 3.5}, routing_key="blocking")
+    job = client.wait(job_id, 20)
+    assert job.status is JobStatus.COMPLETED and job.deliveries == 1, job
+    assert job.result == blocker.pid
+    client.close()

@@ -288,3 +288,20 @@ async def test_submitting_the_same_id_twice_is_idempotent(broker: Broker) -> Non
     await broker.enqueue([job])
     await broker.enqueue([job])
     assert len(await broker.dequeue(["default"], 10, 30, "w")) == 1
+
+
+async def test_finished_records_expire_after_their_ttl(broker: Broker) -> None:
+    await broker.enqueue([make_job(), make_job()])
+    done, dead = await broker.dequeue(["default"], 2, 30, "w")
+    await broker.ack(
+        [Outcome(done.id, "default", done.token, "completed", 1, result=b"1"),
+         Outcome(dead.id, "default", dead.token, "failed", 1, error="x", reason="permanent_error")],
+        (0.2, 0.5),
+    )  # fmt: skip
+    assert (await broker.get_job(done.id)) is not None
+    await asyncio.sleep(0.3)  # the TTL is wall-clock time
+    assert await broker.get_job(done.id) is None
+    kept = await broker.get_job(dead.id)
+    assert kept is not None and kept.status is JobStatus.FAILED
+    await asyncio.sleep(0.3)
+    assert await broker.get_job(dead.id) is None

@@ -183,7 +183,7 @@ class RedisBroker(Broker):
         accepted: dict[int, bool] = {}
         for rk, group in by_rk.items():
             p = _prefix(rk)
-            args: list[Any] = [p, now_ms, int(ttl[0]), int(ttl[1])]
+            args: list[Any] = [p, now_ms, max(1, _ms(ttl[0])), max(1, _ms(ttl[1]))]
             for o in group:
                 data = o.result if o.kind == "completed" else o.error
                 args += (o.id, o.token, o.kind, o.attempts, data, o.traceback, o.reason, _ms(o.retry_at))
@@ -241,7 +241,7 @@ class RedisBroker(Broker):
                 p = _prefix(rk)
                 keys = [p + k for k in ("ready", "scheduled", "leases", "dead", "signal", "finished")]
                 await self._s["tick"](
-                    keys, [p, now_ms, TICK_LIMIT, max_deliveries, int(failed_ttl_s), 86400], client=pipe
+                    keys, [p, now_ms, TICK_LIMIT, max_deliveries, max(1, _ms(failed_ttl_s)), 86_400_000], client=pipe
                 )
             results = await pipe.execute()
         for moved, recovered, lost, next_due in results:

@@ -1,6 +1,6 @@
 -- Store outcomes and release leases, refusing any whose delivery token is stale.
 -- KEYS: 1 leases, 2 scheduled, 3 dead, 4 finished, 5 scheduler wake list
--- ARGV: 1 prefix, 2 now (ms), 3 completed ttl (s), 4 failed ttl (s),
+-- ARGV: 1 prefix, 2 now (ms), 3 completed ttl (ms), 4 failed ttl (ms),
 --       then per outcome: id, token, kind, attempts, data, traceback, reason, retry_at (ms)
 local prefix, now = ARGV[1], ARGV[2]
 local res = {}
@@ -15,7 +15,7 @@ for i = 5, #ARGV, 8 do
     if kind == 'completed' then
       redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 4], 'attempts', ARGV[i + 3],
         'finished_at', now, 'unacked', 0)
-      redis.call('EXPIRE', jk, ARGV[3])
+      redis.call('PEXPIRE', jk, ARGV[3])
       redis.call('ZADD', KEYS[4], now, id)
     elseif kind == 'retry' then
       redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
@@ -29,7 +29,7 @@ for i = 5, #ARGV, 8 do
     else
       redis.call('HSET', jk, 'status', 'failed', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
         'reason', ARGV[i + 6], 'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)
-      redis.call('EXPIRE', jk, ARGV[4])
+      redis.call('PEXPIRE', jk, ARGV[4])
       redis.call('ZADD', KEYS[3], now, id)
     end
     if kind ~= 'retry' and cur[3] then

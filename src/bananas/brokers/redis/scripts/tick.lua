@@ -2,7 +2,7 @@
 -- -> ready, or dead as worker_lost after max_deliveries deliveries without an outcome;
 -- expired entries of the dead/finished indexes are dropped.
 -- KEYS: 1 ready, 2 scheduled, 3 leases, 4 dead, 5 signal, 6 finished
--- ARGV: 1 prefix, 2 now (ms), 3 limit, 4 max deliveries, 5 failed ttl (s), 6 completed ttl (s)
+-- ARGV: 1 prefix, 2 now (ms), 3 limit, 4 max deliveries, 5 failed ttl (ms), 6 completed ttl (ms)
 -- Returns {moved, recovered, lost, next due (ms) or -1}
 local prefix, now, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local moved, recovered, lost = 0, 0, 0
@@ -28,7 +28,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT
       redis.call('HSET', jk, 'status', 'failed', 'reason', 'worker_lost', 'finished_at', ARGV[2],
         'error', 'worker_lost: delivered ' .. cur[3] .. ' times without an outcome (lease expired)',
         'unacked', 0)
-      redis.call('EXPIRE', jk, ARGV[5])
+      redis.call('PEXPIRE', jk, ARGV[5])
       redis.call('ZADD', KEYS[4], now, id)
       if cur[4] then
         redis.call('LPUSH', prefix .. 'notify:' .. id, 1)
@@ -45,8 +45,8 @@ if moved + recovered > 0 then
   for _ = 1, math.min(moved + recovered, 16) do redis.call('LPUSH', KEYS[5], 1) end
   redis.call('LTRIM', KEYS[5], 0, 15)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[5]) * 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[6]) * 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[5]))
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[6]))
 redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -100001)
 local next_due = -1
 local s = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
