@@ -8,7 +8,7 @@ import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from bananas import brokers, wire
 from bananas.brokers.base import Broker, QueueStats
@@ -36,6 +36,33 @@ class JobSpec:
     max_retries: int | None = None
     timeout: float | timedelta | None = None
     headers: Mapping[str, str] | None = None
+
+
+class WaitedJobOptions(TypedDict, total=False):
+    """Options of ``submit_and_wait``: those of ``submit`` but the job timeout."""
+
+    priority: str | int | Priority | None
+    routing_key: str | None
+    delay: float | timedelta | None
+    at: datetime | None
+    description: str
+    max_retries: int | None
+    headers: Mapping[str, str] | None
+
+
+class SubmitOptions(WaitedJobOptions, total=False):
+    """Keyword options of ``submit``; each is described there."""
+
+    timeout: float | timedelta | None
+    unique_key: str | None
+    unique_ttl: float | timedelta | None
+
+
+def _spec(name: str, payload: Mapping[str, Any] | None, options: SubmitOptions | WaitedJobOptions) -> JobSpec:
+    rest = dict(options)
+    if rest.pop("unique_key", None) is not None or rest.pop("unique_ttl", None) is not None:
+        raise ConfigurationError("unique jobs (unique_key/unique_ttl) are not available yet")
+    return JobSpec(name, payload if payload is not None else {}, **rest)  # type: ignore[arg-type]
 
 
 class AsyncClient:
@@ -113,20 +140,7 @@ class AsyncClient:
         return job, wire.encode_job(job, jobs.max_job_bytes)
 
     async def submit(
-        self,
-        name: str,
-        payload: Mapping[str, Any] | None = None,
-        *,
-        priority: str | int | Priority | None = None,
-        routing_key: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
-        unique_key: str | None = None,
-        unique_ttl: float | timedelta | None = None,
-        description: str = "",
-        max_retries: int | None = None,
-        timeout: float | timedelta | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, name: str, payload: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
     ) -> str:
         """Submit one job and return its id.
 
@@ -150,11 +164,7 @@ class AsyncClient:
             ConfigurationError: unknown priority, illegal routing key, negative delay.
             BrokerUnavailable: the broker could not be reached within the timeout.
         """
-        _no_unique(unique_key, unique_ttl)
-        spec = JobSpec(
-            name, payload or {}, priority, routing_key, delay, at, description, max_retries, timeout, headers
-        )
-        job, body = self.build(spec)
+        job, body = self.build(_spec(name, payload, options))
         await self.broker.enqueue([(job, body)])
         return job.id
 
@@ -195,16 +205,18 @@ class AsyncClient:
         payload: Mapping[str, Any] | None = None,
         *,
         timeout: float | timedelta = 30.0,
-        **options: Any,
+        **options: Unpack[WaitedJobOptions],
     ) -> Any:
         """Submit, wait for the outcome and return the handler's return value.
+
+        ``timeout`` is how long to wait; the job runs with its task's timeout. The other
+        options are those of ``submit``.
 
         Raises:
             ResultTimeout: no outcome within ``timeout``.
             JobFailed: the job failed (dead-lettered) or was cancelled.
         """
-        _no_unique(options.pop("unique_key", None), options.pop("unique_ttl", None))
-        job, body = self.build(JobSpec(name, payload or {}, **options))
+        job, body = self.build(_spec(name, payload, options))
         await self.broker.enqueue([(job, body)], watch=True)
         done = await self.wait(job.id, timeout)
         if done.status is not JobStatus.COMPLETED:
@@ -322,27 +334,9 @@ class Client:
         """See ``AsyncClient.build``."""
         return self._core().build(spec)
 
-    def submit(
-        self,
-        name: str,
-        payload: Mapping[str, Any] | None = None,
-        *,
-        priority: str | int | Priority | None = None,
-        routing_key: str | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
-        unique_key: str | None = None,
-        unique_ttl: float | timedelta | None = None,
-        description: str = "",
-        max_retries: int | None = None,
-        timeout: float | timedelta | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> str:
+    def submit(self, name: str, payload: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]) -> str:
         """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
-        _no_unique(unique_key, unique_ttl)
-        spec = JobSpec(
-            name, payload or {}, priority, routing_key, delay, at, description, max_retries, timeout, headers
-        )
+        spec = _spec(name, payload, options)
         core = self._core()
         job, body = core.build(spec)
         core.broker.enqueue_blocking([(job, body)])
@@ -373,7 +367,12 @@ class Client:
         return self._run(AsyncClient.wait, job_id, timeout)  # type: ignore[no-any-return]
 
     def submit_and_wait(
-        self, name: str, payload: Mapping[str, Any] | None = None, *, timeout: float | timedelta = 30.0, **options: Any
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | timedelta = 30.0,
+        **options: Unpack[WaitedJobOptions],
     ) -> Any:
         """See ``AsyncClient.submit_and_wait``."""
         return self._run(AsyncClient.submit_and_wait, name, payload, timeout=timeout, **options)
@@ -453,8 +452,3 @@ def _run_at(now: float, delay: float | timedelta | None, at: datetime | None) ->
     if seconds < 0:
         raise ConfigurationError(f"delay must be >= 0 seconds, got {seconds:g}")
     return now + seconds
-
-
-def _no_unique(key: str | None, ttl: float | timedelta | None) -> None:
-    if key is not None or ttl is not None:
-        raise ConfigurationError("unique jobs (unique_key/unique_ttl) are not available yet")

@@ -96,9 +96,7 @@ def check_routing_key(routing_key: str) -> str:
     Raises:
         ConfigurationError: the key is empty, too long or has illegal characters.
     """
-    if not isinstance(routing_key, str) or not ROUTING_KEY_RE.match(routing_key):
-        raise ConfigurationError(f"illegal routing key {routing_key!r}: use 1-64 characters from A-Z a-z 0-9 _ - . :")
-    return routing_key
+    return _checked(ROUTING_KEY_RE, routing_key, "routing key", 64)
 
 
 def check_job_name(name: str) -> str:
@@ -107,9 +105,13 @@ def check_job_name(name: str) -> str:
     Raises:
         ConfigurationError: the name is empty, too long or has illegal characters.
     """
-    if not isinstance(name, str) or not JOB_NAME_RE.match(name):
-        raise ConfigurationError(f"illegal job name {name!r}: use 1-200 characters from A-Z a-z 0-9 _ - . :")
-    return name
+    return _checked(JOB_NAME_RE, name, "job name", 200)
+
+
+def _checked(pattern: re.Pattern[str], value: str, what: str, longest: int) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigurationError(f"illegal {what} {value!r}: use 1-{longest} characters from A-Z a-z 0-9 _ - . :")
+    return value
 
 
 def to_seconds(value: float | timedelta | None) -> float | None:

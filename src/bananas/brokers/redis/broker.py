@@ -98,7 +98,8 @@ class RedisBroker(Broker):
         self._r = aioredis.Redis.from_url(url, socket_timeout=timeout_s, **common)
         # Blocking commands get their own pool with a socket timeout above MAX_BLOCK_S.
         self._rb = aioredis.Redis.from_url(url, socket_timeout=MAX_BLOCK_S + timeout_s, **common)
-        self._sources = {name: _SCRIPT_DIR.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
+        lib = _SCRIPT_DIR.joinpath("_lib.lua").read_text()
+        self._sources = {name: lib + _SCRIPT_DIR.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
         self._s = {name: self._r.register_script(text) for name, text in self._sources.items()}
         self._sync: redis.Redis | None = None
         self._sync_submit: Any = None

@@ -21,21 +21,14 @@ for i = 5, #ARGV, 8 do
       redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
         'attempts', ARGV[i + 3], 'scheduled_for', ARGV[i + 7], 'unacked', 0)
       redis.call('ZADD', KEYS[2], ARGV[i + 7], id)
-      local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-      if tonumber(first[2]) >= tonumber(ARGV[i + 7]) then
-        redis.call('LPUSH', KEYS[5], 1)
-        redis.call('LTRIM', KEYS[5], 0, 3)
-      end
+      wake_scheduler_if_first(KEYS[2], KEYS[5], ARGV[i + 7])
     else
       redis.call('HSET', jk, 'status', 'failed', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
         'reason', ARGV[i + 6], 'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)
       redis.call('PEXPIRE', jk, ARGV[4])
       redis.call('ZADD', KEYS[3], now, id)
     end
-    if kind ~= 'retry' and cur[3] then
-      redis.call('LPUSH', prefix .. 'notify:' .. id, 1)
-      redis.call('EXPIRE', prefix .. 'notify:' .. id, 300)
-    end
+    if kind ~= 'retry' and cur[3] then notify_waiter(prefix, id) end
     res[#res + 1] = 1
   end
 end

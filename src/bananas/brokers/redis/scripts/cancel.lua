@@ -12,10 +12,7 @@ if st == 'pending' or st == 'scheduled' then
   redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', ARGV[3])
   redis.call('EXPIRE', jk, ARGV[4])
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-  if cur[2] then
-    redis.call('LPUSH', ARGV[1] .. 'notify:' .. ARGV[2], 1)
-    redis.call('EXPIRE', ARGV[1] .. 'notify:' .. ARGV[2], 300)
-  end
+  if cur[2] then notify_waiter(ARGV[1], ARGV[2]) end
 elseif st == 'processing' then
   redis.call('HSET', jk, 'cancel', 1)
 end

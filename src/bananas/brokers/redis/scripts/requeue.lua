@@ -11,12 +11,9 @@ for i = 3, #ARGV, 2 do
     redis.call('ZREM', KEYS[2], id)
     redis.call('HSET', jk, 'status', 'pending')
     redis.call('HINCRBY', jk, 'unacked', -1)
-    redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - tonumber(cur[3])) * 1e13 + tonumber(ARGV[2])), id)
+    redis.call('ZADD', KEYS[1], ready_score(cur[3], ARGV[2]), id)
     n = n + 1
   end
 end
-if n > 0 then
-  for _ = 1, math.min(n, 16) do redis.call('LPUSH', KEYS[3], 1) end
-  redis.call('LTRIM', KEYS[3], 0, 15)
-end
+if n > 0 then wake_workers(KEYS[3], n) end
 return n

@@ -11,16 +11,12 @@ local n = 0
 for _, id in ipairs(ids) do
   local jk = ARGV[1] .. 'job:' .. id
   if redis.call('ZREM', KEYS[2], id) == 1 and redis.call('HGET', jk, 'status') == 'failed' then
-    local prio = tonumber(redis.call('HGET', jk, 'prio')) or 50
     redis.call('HSET', jk, 'status', 'pending', 'attempts', 0, 'unacked', 0)
     redis.call('HDEL', jk, 'reason', 'finished_at', 'watch')
     redis.call('PERSIST', jk)
-    redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - prio) * 1e13 + tonumber(ARGV[2])), id)
+    redis.call('ZADD', KEYS[1], ready_score(redis.call('HGET', jk, 'prio'), ARGV[2]), id)
     n = n + 1
   end
 end
-if n > 0 then
-  for _ = 1, math.min(n, 16) do redis.call('LPUSH', KEYS[3], 1) end
-  redis.call('LTRIM', KEYS[3], 0, 15)
-end
+if n > 0 then wake_workers(KEYS[3], n) end
 return n

@@ -15,22 +15,13 @@ for i = 5, #ARGV, 4 do
       if earliest == nil or run_at < earliest then earliest = run_at end
     else
       redis.call('HSET', jk, 'status', 'pending', 'prio', ARGV[i + 2])
-      redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - prio) * 1e13 + now), id)
+      redis.call('ZADD', KEYS[1], ready_score(prio, now), id)
       ready_n = ready_n + 1
     end
     if watch == '1' then redis.call('HSET', jk, 'watch', 1) end
   end
 end
-if ready_n > 0 then
-  local room = 16 - redis.call('LLEN', KEYS[3])
-  for _ = 1, math.min(ready_n, room) do redis.call('LPUSH', KEYS[3], 1) end
-end
-if earliest ~= nil then
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  if tonumber(first[2]) >= earliest then
-    redis.call('LPUSH', KEYS[5], 1)
-    redis.call('LTRIM', KEYS[5], 0, 3)
-  end
-end
+if ready_n > 0 then wake_workers(KEYS[3], ready_n) end
+if earliest ~= nil then wake_scheduler_if_first(KEYS[2], KEYS[5], earliest) end
 redis.call('SADD', KEYS[4], ARGV[2])
 return ready_n

@@ -7,9 +7,8 @@
 local prefix, now, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local moved, recovered, lost = 0, 0, 0
 local function to_ready(jk, id)
-  local prio = tonumber(redis.call('HGET', jk, 'prio')) or 50
   redis.call('HSET', jk, 'status', 'pending')
-  redis.call('ZADD', KEYS[1], string.format('%.0f', (100 - prio) * 1e13 + now), id)
+  redis.call('ZADD', KEYS[1], ready_score(redis.call('HGET', jk, 'prio'), now), id)
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, limit)) do
   redis.call('ZREM', KEYS[2], id)
@@ -30,10 +29,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT
         'unacked', 0)
       redis.call('PEXPIRE', jk, ARGV[5])
       redis.call('ZADD', KEYS[4], now, id)
-      if cur[4] then
-        redis.call('LPUSH', prefix .. 'notify:' .. id, 1)
-        redis.call('EXPIRE', prefix .. 'notify:' .. id, 300)
-      end
+      if cur[4] then notify_waiter(prefix, id) end
       lost = lost + 1
     else
       to_ready(jk, id)
@@ -41,10 +37,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT
     end
   end
 end
-if moved + recovered > 0 then
-  for _ = 1, math.min(moved + recovered, 16) do redis.call('LPUSH', KEYS[5], 1) end
-  redis.call('LTRIM', KEYS[5], 0, 15)
-end
+if moved + recovered > 0 then wake_workers(KEYS[5], moved + recovered) end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[5]))
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - tonumber(ARGV[6]))
 redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -100001)

@@ -1,0 +1,27 @@
+-- Shared helpers, prepended to every script when it is loaded (see broker.py).
+
+-- Ready-queue score: strict priority (higher first), then enqueue time in ms (FIFO).
+local function ready_score(prio, now_ms)
+  return string.format('%.0f', (100 - (tonumber(prio) or 50)) * 1e13 + tonumber(now_ms))
+end
+
+-- Push up to n wake-up tokens for idle workers, keeping at most 16 in the list.
+local function wake_workers(signal_key, n)
+  local room = 16 - redis.call('LLEN', signal_key)
+  for _ = 1, math.min(n, room) do redis.call('LPUSH', signal_key, 1) end
+end
+
+-- Wake the scheduler leader when run_at is now the earliest scheduled time.
+local function wake_scheduler_if_first(scheduled_key, wake_key, run_at)
+  local first = redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')
+  if tonumber(first[2]) >= tonumber(run_at) then
+    redis.call('LPUSH', wake_key, 1)
+    redis.call('LTRIM', wake_key, 0, 3)
+  end
+end
+
+-- Tell a waiter (client.wait) that the job reached a terminal status.
+local function notify_waiter(prefix, id)
+  redis.call('LPUSH', prefix .. 'notify:' .. id, 1)
+  redis.call('EXPIRE', prefix .. 'notify:' .. id, 300)
+end
