@@ -1,20 +1,7 @@
-"""No-op tasks the benchmarks run."""
+"""No-op tasks the benchmarks run (kept for old command lines; see ``bananas.bench.tasks``)."""
 
 from __future__ import annotations
 
-import time
+from bananas.bench.tasks import app, noop, sink, stamp
 
-from bananas import Bananas
-
-app = Bananas()
-
-
-@app.task
-async def noop() -> None:
-    return None
-
-
-@app.task
-async def stamp() -> float:
-    """Return the wall-clock time the handler started (for submit -> start latency)."""
-    return time.time()
+__all__ = ["app", "noop", "sink", "stamp"]

@@ -36,8 +36,9 @@ def require_redis() -> None:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name in ("BANANAS_URL", "REDIS_URL", "LOG_LEVEL", "LOG_FORMAT") or name.startswith(
-            ("WORKER_", "SCHEDULER_", "ENABLE_", "JOB_", "MAX_RETRIES")
+        prefixes = ("WORKER_", "SCHEDULER_", "ENABLE_", "JOB_", "MAX_RETRIES", "LOG_", "OTEL_", "BANANAS_METRICS")
+        if name in ("BANANAS_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "BANANAS_TRACING") or name.startswith(
+            prefixes
         ):
             monkeypatch.delenv(name)
 

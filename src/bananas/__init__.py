@@ -23,6 +23,7 @@ from bananas.errors import (
     ResultTimeout,
 )
 from bananas.job import DeadReason, Job, JobStatus, Priority
+from bananas.scheduler.schedule import Schedule
 from bananas.settings import Settings
 from bananas.task import RetryPolicy, Task
 
@@ -54,6 +55,7 @@ __all__ = [
     "ResultError",
     "ResultTimeout",
     "RetryPolicy",
+    "Schedule",
     "Settings",
     "Task",
     "__version__",

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Coroutine
+import weakref
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from bananas.errors import ConfigurationError
+from bananas.middleware import Middleware
+from bananas.scheduler.schedule import MissedPolicy, Schedule, ScheduleRegistry
 from bananas.settings import Settings
 from bananas.task import RetryPolicy, Task
 
 if TYPE_CHECKING:
     from bananas.client import AsyncClient, Client
+    from bananas.observability.metrics import MetricsSnapshot
+    from bananas.worker.worker import Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class TaskDecorator(Protocol):
@@ -35,18 +42,32 @@ class Bananas:
         url: broker URL. Without it: ``BANANAS_URL``, else ``REDIS_URL``, else the
             embedded ``sqlite:///bananas.db``.
         settings: full settings; by default read from the environment once, here.
+        middleware: hooks for clients and workers of this app (``bananas.middleware``);
+            by default what the settings enable (tracing when OTEL_* is configured).
     """
 
-    def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
         base = settings or Settings.from_env(os.environ)
         if url is not None:
-            base = Settings(
-                url=url, worker=base.worker, scheduler=base.scheduler, jobs=base.jobs,
-                log_level=base.log_level, log_format=base.log_format,
-            )  # fmt: skip
+            base = dataclasses.replace(base, url=url)
         self.settings = base
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: cron schedules fired by the scheduler leader (``@app.cron``, ``schedules.register``).
+        self.schedules = ScheduleRegistry()
         self._client: Client | None = None
+        if middleware is None:
+            from bananas.observability import default_middleware
+
+            middleware = default_middleware(base)
+        self.middleware: list[Middleware] = list(middleware)
+        #: workers running this app in this process (for ``metrics()``).
+        self.workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 
     def configure(self, settings: Settings) -> None:
         """Replace the settings (a worker started with ``--url`` points its app, and so
@@ -111,6 +132,42 @@ class Bananas:
 
         return register(fn) if fn is not None else register
 
+    def cron(
+        self,
+        expr: str,
+        *,
+        id: str | None = None,
+        tz: str = "UTC",
+        priority: str | int | None = None,
+        routing_key: str | None = None,
+        payload: dict[str, Any] | None = None,
+        enabled: bool = True,
+        description: str = "",
+        missed: MissedPolicy = "skip",
+        catch_up_limit: int = 100,
+    ) -> Callable[[T], T]:
+        """Run a task on a cron schedule (put it above ``@app.task``); see ``Schedule``.
+
+        ``id`` defaults to the task name. The schedule's jobs get ``payload`` as arguments.
+
+        Raises:
+            ConfigurationError: a bad expression, zone, option or a duplicate id.
+        """
+
+        def register(task: T) -> T:
+            if not isinstance(task, Task):
+                raise ConfigurationError("@app.cron goes above @app.task (it schedules a registered task)")
+            self.schedules.register(
+                Schedule(
+                    id=id or task.name, task=task.name, cron=expr, tz=tz, payload=payload or {}, priority=priority,
+                    routing_key=routing_key, enabled=enabled, description=description, missed=missed,
+                    catch_up_limit=catch_up_limit,
+                )
+            )  # fmt: skip
+            return task
+
+        return register
+
     @property
     def client(self) -> Client:
         """A synchronous client on this app's broker that knows its tasks."""
@@ -119,6 +176,10 @@ class Bananas:
 
             self._client = Client(self.url, app=self)
         return self._client
+
+    def metrics(self) -> MetricsSnapshot:
+        """A typed snapshot of queues, recent jobs and this process's workers (``Client.metrics``)."""
+        return self.client.metrics()
 
     def async_client(self) -> AsyncClient:
         """A new asynchronous client on this app's broker that knows its tasks."""

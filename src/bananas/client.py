@@ -14,10 +14,12 @@ from bananas import brokers, wire
 from bananas.brokers.base import Broker, QueueStats
 from bananas.errors import ConfigurationError, JobFailed, JobNotFound, PayloadError, ResultTimeout
 from bananas.job import Job, JobStatus, Priority, check_job_name, check_routing_key, new_id, parse_priority, to_seconds
+from bananas.middleware import Middleware, MiddlewareChain
 from bananas.settings import Settings
 
 if TYPE_CHECKING:
     from bananas.app import Bananas
+    from bananas.observability.metrics import MetricsSnapshot
 
 T = TypeVar("T")
 
@@ -74,6 +76,7 @@ class AsyncClient:
         settings: defaults for jobs; read from nothing but this object.
         app: when given, submits are checked against the app's handlers.
         timeout_s: broker connect/command timeout.
+        middleware: hooks around submits (default: the app's).
     """
 
     def __init__(
@@ -84,11 +87,14 @@ class AsyncClient:
         settings: Settings | None = None,
         app: Bananas | None = None,
         timeout_s: float = 5.0,
+        middleware: Sequence[Middleware] | None = None,
     ) -> None:
         self.settings = settings or (app.settings if app else Settings())
         self.url = url or (broker.url if broker else self.settings.url)
         self.broker = broker or brokers.from_url(self.url, timeout_s=timeout_s)
         self.app = app
+        self.middleware = MiddlewareChain.of(middleware if middleware is not None else app.middleware if app else ())
+        self.started_at = time.time()
 
     async def close(self) -> None:
         """Close broker connections."""
@@ -137,7 +143,14 @@ class AsyncClient:
             description=spec.description,
             headers=dict(spec.headers or {}),
         )
+        if self.middleware is not None:
+            self.middleware.before_submit(job)
         return job, wire.encode_job(job, jobs.max_job_bytes)
+
+    def _submitted(self, built: Sequence[tuple[Job, bytes]]) -> None:
+        if self.middleware is not None:
+            for job, _ in built:
+                self.middleware.after_submit(job)
 
     async def submit(
         self, name: str, payload: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
@@ -166,6 +179,7 @@ class AsyncClient:
         """
         job, body = self.build(_spec(name, payload, options))
         await self.broker.enqueue([(job, body)])
+        self._submitted([(job, body)])
         return job.id
 
     async def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
@@ -177,6 +191,7 @@ class AsyncClient:
         built = [self.build(s if isinstance(s, JobSpec) else JobSpec(s[0], s[1])) for s in specs]
         if built:
             await self.broker.enqueue(built)
+            self._submitted(built)
         return [job.id for job, _ in built]
 
     # --- reading -------------------------------------------------------------------
@@ -218,6 +233,7 @@ class AsyncClient:
         """
         job, body = self.build(_spec(name, payload, options))
         await self.broker.enqueue([(job, body)], watch=True)
+        self._submitted([(job, body)])
         done = await self.wait(job.id, timeout)
         if done.status is not JobStatus.COMPLETED:
             raise JobFailed(f"job {job.id} ({name}) {done.status.value}: {done.error or ''}".rstrip(": "), done)
@@ -251,6 +267,16 @@ class AsyncClient:
         """Depth of every routing key."""
         return await self.broker.queue_stats()
 
+    async def metrics(self) -> MetricsSnapshot:
+        """A typed snapshot: queue depths, recent counts, durations and error rate, uptime.
+
+        See ``MetricsSnapshot`` for what is exact and what is sampled.
+        """
+        from bananas.observability.metrics import collect_snapshot
+
+        workers = self.app.workers if self.app is not None else ()
+        return await collect_snapshot(self.broker, started_at=self.started_at, workers=workers)
+
 
 class Client:
     """The synchronous client: the same methods as ``AsyncClient``, blocking.
@@ -266,10 +292,12 @@ class Client:
         settings: Settings | None = None,
         app: Bananas | None = None,
         timeout_s: float = 5.0,
+        middleware: Sequence[Middleware] | None = None,
     ) -> None:
         self.settings = settings or (app.settings if app else Settings())
         self.url = url or self.settings.url
         self.app = app
+        self._middleware = middleware
         self._timeout_s = timeout_s
         self._local = threading.local()
         self._helper: _LoopThread | None = None
@@ -278,7 +306,9 @@ class Client:
         self._blocking: AsyncClient | None = None
 
     def _new_async(self) -> AsyncClient:
-        return AsyncClient(self.url, settings=self.settings, app=self.app, timeout_s=self._timeout_s)
+        return AsyncClient(
+            self.url, settings=self.settings, app=self.app, timeout_s=self._timeout_s, middleware=self._middleware
+        )
 
     def _run(self, coro_fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -340,6 +370,8 @@ class Client:
         core = self._core()
         job, body = core.build(spec)
         core.broker.enqueue_blocking([(job, body)])
+        if core.middleware is not None:
+            core.middleware.after_submit(job)
         return job.id
 
     def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
@@ -348,6 +380,7 @@ class Client:
         built = [core.build(s if isinstance(s, JobSpec) else JobSpec(s[0], s[1])) for s in specs]
         if built:
             core.broker.enqueue_blocking(built)
+            core._submitted(built)
         return [job.id for job, _ in built]
 
     def _core(self) -> AsyncClient:
@@ -400,6 +433,10 @@ class Client:
     def queue_stats(self) -> list[QueueStats]:
         """See ``AsyncClient.queue_stats``."""
         return self._run(AsyncClient.queue_stats)  # type: ignore[no-any-return]
+
+    def metrics(self) -> MetricsSnapshot:
+        """See ``AsyncClient.metrics``."""
+        return self._run(AsyncClient.metrics)  # type: ignore[no-any-return]
 
 
 def _close_on(loop: asyncio.AbstractEventLoop, client: AsyncClient) -> None:

@@ -20,10 +20,17 @@ class Context:
         name: the job (task) name.
         attempt: 1 for the first run, 2 for the first retry, ...
         routing_key: the queue the job came from.
+        priority: the job's priority (0..100).
+        headers: the job's string headers (trace context and the like).
+        worker_id: the worker running the job.
+        ready_at: unix time the job became due (created, or its scheduled time).
         logger: a logger whose records carry the job id.
     """
 
-    __slots__ = ("_cancelled", "_report", "attempt", "job_id", "logger", "name", "routing_key")
+    __slots__ = (
+        "_cancelled", "_report", "attempt", "headers", "job_id", "logger", "name", "priority", "ready_at",
+        "routing_key", "worker_id",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -32,17 +39,29 @@ class Context:
         attempt: int,
         routing_key: str,
         report: Callable[[float], None],
+        *,
+        priority: int = 50,
+        headers: dict[str, str] | None = None,
+        worker_id: str = "",
+        ready_at: float = 0.0,
     ) -> None:
         self.job_id = job_id
         self.name = name
         self.attempt = attempt
         self.routing_key = routing_key
+        self.priority = priority
+        self.headers = headers if headers is not None else {}
+        self.worker_id = worker_id
+        self.ready_at = ready_at
         self._report = report
         self._cancelled = threading.Event()
         self.logger = logging.LoggerAdapter(
             job_logger,
-            {"job_id": job_id, "job_name": name, "attempt": attempt, "log_source": "bananas_job"},
-        )
+            {
+                "job_id": job_id, "job_name": name, "attempt": attempt, "routing_key": routing_key,
+                "priority": priority, "worker_id": worker_id, "component": "worker", "log_source": "bananas_job",
+            },
+        )  # fmt: skip
 
     def progress(self, fraction: float) -> None:
         """Report progress between 0 and 1; visible as ``Job.progress``."""

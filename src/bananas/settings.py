@@ -12,6 +12,8 @@ from bananas.job import check_routing_key
 #: The embedded broker used when neither BANANAS_URL nor REDIS_URL is set.
 DEFAULT_URL = "sqlite:///bananas.db"
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 WORKER_MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
 
 
@@ -27,6 +29,10 @@ class WorkerSettings:
     grace_s: float = 30.0
     max_deliveries: int = 3
     enable_scheduler: bool = True
+    #: ``specialized``: inclusive priority bands this worker takes (WORKER_PRIORITIES).
+    priorities: tuple[tuple[int, int], ...] = ()
+    #: ``job-specialized``: the task names this worker takes (WORKER_JOB_TYPES).
+    job_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class SchedulerSettings:
 
     interval_s: float = 5.0
     leader_ttl_s: float = 10.0
+    cron_enabled: bool = True  # CRON_SCHEDULER_ENABLED
+    cron_interval_s: float = 1.0  # CRON_SCHEDULER_INTERVAL: longest wait between cron passes
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,48 @@ class JobDefaults:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    """Log tiers 2 (file, LOG_FILE_*) and 3 (Elasticsearch/OpenSearch, LOG_ES_*), and colour.
+
+    Tier 1 (the console) is ``Settings.log_level``/``log_format``. Levels are names.
+    """
+
+    color: bool | None = None  # LOG_COLOR; None: colour when stderr is a terminal
+    file_enabled: bool = False
+    file_path: str = "bananas.log"
+    file_max_size_mb: float = 100.0
+    file_max_backups: int = 10
+    file_max_age_days: float = 30.0
+    file_compress: bool = True
+    file_level: str = "INFO"
+    es_enabled: bool = False
+    es_addresses: tuple[str, ...] = ("http://localhost:9200",)
+    es_username: str | None = None
+    es_password: str | None = None
+    es_api_key: str | None = None
+    es_cloud_id: str | None = None
+    es_index_prefix: str = "bananas-logs"
+    es_level: str = "INFO"
+    es_flush_bytes: int = 5 * 1024 * 1024
+    es_flush_interval_s: float = 10.0
+    es_num_workers: int = 1
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """Metrics, health and tracing.
+
+    ``metrics_port`` (BANANAS_METRICS_PORT, ``--metrics-port``): serve /metrics, /health
+    and /ready there. ``tracing`` (BANANAS_TRACING): OpenTelemetry spans; by default on
+    when any standard OTEL_* variable is set (and OTEL_SDK_DISABLED is not true).
+    """
+
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    tracing: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable, in sections."""
 
@@ -63,6 +113,8 @@ class Settings:
     jobs: JobDefaults = field(default_factory=JobDefaults)
     log_level: str = "INFO"
     log_format: str = "text"
+    logs: LogSettings = field(default_factory=LogSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -78,10 +130,14 @@ class Settings:
             routing_keys=env.names("WORKER_ROUTING_KEYS") or WorkerSettings.routing_keys,
             mode=env.text("WORKER_MODE") or WorkerSettings.mode,
             enable_scheduler=env.flag("ENABLE_SCHEDULER", True),
+            priorities=parse_priorities(env.text("WORKER_PRIORITIES")),
+            job_types=env.names("WORKER_JOB_TYPES"),
         )
         scheduler = SchedulerSettings(
             interval_s=env.number("SCHEDULER_INTERVAL", SchedulerSettings.interval_s),
             leader_ttl_s=env.number("BANANAS_SCHEDULER_LEADER_TTL", SchedulerSettings.leader_ttl_s),
+            cron_enabled=env.flag("CRON_SCHEDULER_ENABLED", True),
+            cron_interval_s=env.number("CRON_SCHEDULER_INTERVAL", SchedulerSettings.cron_interval_s),
         )
         jobs = JobDefaults(
             timeout_s=env.number("JOB_TIMEOUT", JobDefaults.timeout_s),
@@ -94,6 +150,8 @@ class Settings:
             jobs=jobs,
             log_level=(env.text("LOG_LEVEL") or "INFO").upper(),
             log_format=(env.text("LOG_FORMAT") or "text").lower(),
+            logs=_log_settings(env),
+            observability=_observability_settings(env, environ),
         )
         settings.validate()
         return settings
@@ -124,12 +182,122 @@ class Settings:
             raise ConfigurationError("max_deliveries must be >= 1")
         for key in w.routing_keys:
             check_routing_key(key)
+        _check_mode(w)
         if not 0.5 <= self.scheduler.leader_ttl_s <= 300:
             raise ConfigurationError("BANANAS_SCHEDULER_LEADER_TTL must be between 0.5 and 300 seconds")
         if self.scheduler.interval_s <= 0:
             raise ConfigurationError("SCHEDULER_INTERVAL must be > 0")
+        if self.scheduler.cron_interval_s <= 0:
+            raise ConfigurationError("CRON_SCHEDULER_INTERVAL must be > 0")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
+        _validate_observability(self)
+
+
+def _validate_observability(settings: Settings) -> None:
+    lg = settings.logs
+    levels = (("LOG_LEVEL", settings.log_level), ("LOG_FILE_LEVEL", lg.file_level), ("LOG_ES_LEVEL", lg.es_level))
+    for name, level in levels:
+        if level not in LOG_LEVELS:
+            raise ConfigurationError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    if lg.file_max_size_mb <= 0 or lg.file_max_backups < 0 or lg.file_max_age_days < 0:
+        raise ConfigurationError("LOG_FILE_MAX_SIZE_MB must be > 0, LOG_FILE_MAX_BACKUPS and _AGE_DAYS >= 0")
+    if lg.es_flush_bytes < 1024 or lg.es_flush_interval_s <= 0 or lg.es_num_workers < 1:
+        raise ConfigurationError("LOG_ES_FLUSH_BYTES must be >= 1024, _FLUSH_INTERVAL > 0, _NUM_WORKERS >= 1")
+    port = settings.observability.metrics_port
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigurationError(f"BANANAS_METRICS_PORT must be 0..65535, got {port}")
+
+
+def _log_settings(env: _Env) -> LogSettings:
+    d = LogSettings
+    color = env.text("LOG_COLOR")
+    return LogSettings(
+        color=None if color is None or color.lower() == "auto" else env.flag("LOG_COLOR", False),
+        file_enabled=env.flag("LOG_FILE_ENABLED", False),
+        file_path=env.text("LOG_FILE_PATH") or d.file_path,
+        file_max_size_mb=env.number("LOG_FILE_MAX_SIZE_MB", d.file_max_size_mb),
+        file_max_backups=env.integer("LOG_FILE_MAX_BACKUPS", d.file_max_backups),
+        file_max_age_days=env.number("LOG_FILE_MAX_AGE_DAYS", d.file_max_age_days),
+        file_compress=env.flag("LOG_FILE_COMPRESS", True),
+        file_level=(env.text("LOG_FILE_LEVEL") or d.file_level).upper(),
+        es_enabled=env.flag("LOG_ES_ENABLED", False),
+        es_addresses=env.names("LOG_ES_ADDRESSES") or d.es_addresses,
+        es_username=env.text("LOG_ES_USERNAME"),
+        es_password=env.text("LOG_ES_PASSWORD"),
+        es_api_key=env.text("LOG_ES_API_KEY"),
+        es_cloud_id=env.text("LOG_ES_CLOUD_ID"),
+        es_index_prefix=env.text("LOG_ES_INDEX_PREFIX") or d.es_index_prefix,
+        es_level=(env.text("LOG_ES_LEVEL") or d.es_level).upper(),
+        es_flush_bytes=env.integer("LOG_ES_FLUSH_BYTES", d.es_flush_bytes),
+        es_flush_interval_s=env.duration("LOG_ES_FLUSH_INTERVAL", d.es_flush_interval_s),
+        es_num_workers=env.integer("LOG_ES_NUM_WORKERS", d.es_num_workers),
+    )
+
+
+def _observability_settings(env: _Env, environ: Mapping[str, str]) -> ObservabilitySettings:
+    port = env.text("BANANAS_METRICS_PORT")
+    otel = any(k.startswith("OTEL_") and v.strip() for k, v in environ.items())
+    otel = otel and not env.flag("OTEL_SDK_DISABLED", False)
+    return ObservabilitySettings(
+        metrics_port=None if port is None else env.integer("BANANAS_METRICS_PORT", 0),
+        metrics_host=env.text("BANANAS_METRICS_HOST") or ObservabilitySettings.metrics_host,
+        tracing=env.flag("BANANAS_TRACING", otel),
+    )
+
+
+#: Priority bands of ``WORKER_PRIORITIES=high,normal,low`` (inclusive; see docs/WORKER_MODES.md).
+PRIORITY_BANDS = {"high": (67, 100), "normal": (34, 66), "low": (0, 33)}
+#: Concurrency each mode allows (docs/WORKER_MODES.md).
+MODE_CONCURRENCY = {"thin": (1, 10), "default": (1, 1000), "specialized": (1, 1000), "job-specialized": (1, 1000)}
+
+
+def parse_priorities(text: str | None) -> tuple[tuple[int, int], ...]:
+    """``"high,normal"``, ``"80-100"`` or ``"90"`` -> inclusive bands, highest first.
+
+    Raises:
+        ConfigurationError: a part is not a band name, an int or a range within 0..100.
+    """
+    if not text:
+        return ()
+    bands: list[tuple[int, int]] = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        if not part:
+            continue
+        if part in PRIORITY_BANDS:
+            bands.append(PRIORITY_BANDS[part])
+            continue
+        low, _, high = part.partition("-")
+        try:
+            band = (int(low), int(high or low))
+        except ValueError:
+            raise ConfigurationError(
+                f"WORKER_PRIORITIES: {part!r} is not high, normal, low, an int or a range like 80-100"
+            ) from None
+        if not 0 <= band[0] <= band[1] <= 100:
+            raise ConfigurationError(f"WORKER_PRIORITIES: {part!r} must lie within 0..100, low-high")
+        bands.append(band)
+    return tuple(sorted(set(bands), key=lambda b: (-b[1], -b[0])))
+
+
+def _check_mode(w: WorkerSettings) -> None:
+    """Each worker mode's rules, with errors naming the settings to change."""
+    mode = w.mode
+    if w.priorities and mode != "specialized":
+        raise ConfigurationError(f"WORKER_PRIORITIES needs WORKER_MODE=specialized (mode is {mode})")
+    if w.job_types and mode != "job-specialized":
+        raise ConfigurationError(f"WORKER_JOB_TYPES needs WORKER_MODE=job-specialized (mode is {mode})")
+    if mode == "specialized" and not w.priorities:
+        raise ConfigurationError("WORKER_MODE=specialized needs WORKER_PRIORITIES (e.g. high, or 80-100)")
+    if mode == "job-specialized" and not w.job_types:
+        raise ConfigurationError("WORKER_MODE=job-specialized needs WORKER_JOB_TYPES (e.g. send_email,resize)")
+    if mode == "thin" and not w.enable_scheduler:
+        raise ConfigurationError("WORKER_MODE=thin runs its own scheduler: do not set ENABLE_SCHEDULER=false")
+    if mode == "thin" and w.processes != 1:
+        raise ConfigurationError("WORKER_MODE=thin is one process: drop --processes or use WORKER_MODE=default")
+    low, high = MODE_CONCURRENCY.get(mode, (1, 1000))
+    if mode != "scheduler-only" and not low <= w.concurrency <= high:
+        raise ConfigurationError(f"WORKER_MODE={mode} allows WORKER_CONCURRENCY {low}..{high}, got {w.concurrency}")
 
 
 class _Env:
@@ -157,6 +325,16 @@ class _Env:
             return float(value)
         except ValueError:
             raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
+
+    def duration(self, name: str, default: float) -> float:
+        """Seconds, with an optional unit: ``10``, ``10s``, ``500ms``, ``2m``."""
+        value = self.text(name)
+        if value is None:
+            return default
+        for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+            if value.endswith(suffix) and value[: -len(suffix)].replace(".", "", 1).isdigit():
+                return float(value[: -len(suffix)]) * scale
+        return self.number(name, default)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.text(name)

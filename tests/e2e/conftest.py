@@ -54,7 +54,7 @@ def eventually(check: Callable[[], object], timeout: float = 10.0, what: str = "
 def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def spawn(url: str, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+    def spawn(url: str, *args: str, env: dict[str, str] | None = None, app: str = "tests.e2e.app:app") -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
         full_env = {
             **os.environ,
@@ -63,7 +63,7 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
             "BANANAS_SCHEDULER_LEADER_TTL": "2",  # a SIGKILLed leader is replaced within 2 s
             **(env or {}),
         }
-        cmd = [sys.executable, "-m", "bananas", "worker", "--app", "tests.e2e.app:app", "--url", url, *args]
+        cmd = [sys.executable, "-m", "bananas", "worker", "--app", app, "--url", url, *args]
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path, start_new_session=True

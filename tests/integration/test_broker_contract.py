@@ -305,3 +305,36 @@ async def test_finished_records_expire_after_their_ttl(broker: Broker) -> None:
     assert kept is not None and kept.status is JobStatus.FAILED
     await asyncio.sleep(0.3)
     assert await broker.get_job(dead.id) is None
+
+
+# --- specialized dequeue: priority bands and job types, without pop-and-put-back ------
+
+
+async def test_dequeue_by_priority_band_leaves_other_jobs_alone(broker: Broker) -> None:
+    from bananas.brokers.base import JobFilter
+
+    jobs = [make_job("low", priority=10), make_job("high", priority=90), make_job("mid", priority=50),
+            make_job("top", priority=100)]  # fmt: skip
+    await broker.enqueue(jobs)
+    high = JobFilter(priorities=((67, 100),))
+    got = await broker.dequeue(["default"], 10, 30, "w", high)
+    assert [wire.decode_job(d.body).name for d in got] == ["top", "high"]
+    assert await broker.dequeue(["default"], 10, 30, "w", high) == []
+    low = JobFilter(priorities=((0, 33),))
+    assert [wire.decode_job(d.body).name for d in await broker.dequeue(["default"], 10, 30, "w", low)] == ["low"]
+    [mid] = await broker.dequeue(["default"], 10, 30, "w")
+    assert wire.decode_job(mid.body).name == "mid" and mid.token == 1  # never handed out before
+
+
+async def test_dequeue_by_job_type_leaves_other_jobs_alone(broker: Broker) -> None:
+    from bananas.brokers.base import JobFilter
+
+    jobs = [make_job("a"), make_job("b"), make_job("c", priority=90), make_job("a"), make_job("b")]
+    await broker.enqueue(jobs)
+    only = JobFilter(names=("a", "c"))
+    got = await broker.dequeue(["default"], 10, 30, "w", only)
+    assert [wire.decode_job(d.body).name for d in got] == ["c", "a", "a"]
+    rest = await broker.dequeue(["default"], 10, 30, "w")
+    assert [wire.decode_job(d.body).name for d in rest] == ["b", "b"] and {d.token for d in rest} == {1}
+    stats = await broker.queue_stats()
+    assert sum(s.ready for s in stats) == 0

@@ -30,6 +30,15 @@ class Delivery:
     token: int
 
 
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a specialized worker takes: priorities within ``priorities`` (inclusive
+    ``(low, high)`` bands, highest first) and/or names in ``names``. Empty = any."""
+
+    priorities: tuple[tuple[int, int], ...] = ()
+    names: tuple[str, ...] = ()
+
+
 OutcomeKind = Literal["completed", "retry", "failed"]
 
 
@@ -80,11 +89,46 @@ class QueueStats:
     scheduled: int = 0
     processing: int = 0
     dead: int = 0
+    oldest_ready_at: float | None = None  # unix time the longest-waiting ready job became ready
 
     @property
     def ready(self) -> int:
         """Jobs waiting to run, all priorities."""
         return sum(self.ready_by_priority.values())
+
+
+#: How long the de-duplication key of a fired cron tick (``schedule_id:tick``) is kept.
+TICK_KEY_TTL_S = 86400.0
+
+
+@dataclass(slots=True)
+class ScheduleState:
+    """What the broker keeps about one cron schedule (survives restarts)."""
+
+    id: str
+    enabled: bool | None = None  # None: as the code registers it
+    last_run: float | None = None  # tick (unix s) of the last fire
+    next_run: float | None = None  # the next tick to fire (unix s)
+    run_count: int = 0
+    last_success: float | None = None  # when the last fired job completed
+    last_error: str | None = None  # error of the last fired job that failed
+    last_job_id: str | None = None
+    definition: bytes | None = None  # the Schedule as JSON (for the CLI without --app)
+
+
+@dataclass(slots=True)
+class Fire:
+    """One cron tick to fire: its job is enqueued only if the tick never fired before."""
+
+    schedule_id: str
+    tick: float  # unix s; with schedule_id, the de-duplication key
+    job: Job
+    body: bytes
+    next_run: float | None  # stored as the schedule's next_run when the fire happens
+
+
+#: Fields ``Broker.update_schedule`` may set.
+SCHEDULE_FIELDS = ("enabled", "next_run", "last_success", "last_error", "definition")
 
 
 class Broker(Protocol):
@@ -114,8 +158,13 @@ class Broker(Protocol):
         ``Client.submit``). Thread-safe."""
 
     # --- consuming -------------------------------------------------------------
-    async def dequeue(self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str) -> list[Delivery]:
-        """Take up to ``count`` ready jobs, highest priority first, routing keys in order."""
+    async def dequeue(
+        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter | None = None
+    ) -> list[Delivery]:
+        """Take up to ``count`` ready jobs, highest priority first, routing keys in order.
+
+        With ``only``, take just the matching jobs; the others are never touched (not
+        taken and put back)."""
 
     async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
         """Block until a job may be ready in one of the routing keys, or the timeout."""
@@ -148,6 +197,23 @@ class Broker(Protocol):
 
     async def release_leader(self, holder: str) -> None:
         """Drop the scheduler lock if ``holder`` has it."""
+
+    # --- cron schedules ---------------------------------------------------------
+    async def fire_schedule(self, fires: Sequence[Fire], token: int | None) -> list[bool]:
+        """Enqueue each fire's job unless its ``schedule_id:tick`` key exists, atomically
+        with setting that key and the schedule's state (last_run, next_run, run_count,
+        last_job_id). With a fencing ``token``, refuse all fires once a newer scheduler
+        leader was elected; ``None`` (a manual run) skips that check. Returns, per fire,
+        whether it fired."""
+
+    async def schedule_states(self) -> list[ScheduleState]:
+        """The stored state of every schedule."""
+
+    async def update_schedule(self, schedule_id: str, fields: dict[str, str | bytes | float | int | None]) -> None:
+        """Set state fields (names in ``SCHEDULE_FIELDS``; ``None`` clears one)."""
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Forget a schedule's state."""
 
     # --- inspecting ------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job | None:

@@ -7,13 +7,16 @@ from typing import Any
 import click
 
 from bananas import __version__
+from bananas.cli.bench import bench
 from bananas.cli.demo import demo
 from bananas.cli.dlq import dlq
+from bananas.cli.health import health
 from bananas.cli.job import job
 from bananas.cli.jobs import jobs
 from bananas.cli.options import CLIError
 from bananas.cli.queues import queues
 from bananas.cli.scheduler import scheduler
+from bananas.cli.schedules import schedules
 from bananas.cli.submit import submit
 from bananas.cli.worker import worker
 from bananas.errors import BananasError
@@ -44,7 +47,7 @@ def main() -> None:
     """
 
 
-for _command in (worker, scheduler, submit, job, jobs, dlq, queues, demo):
+for _command in (worker, scheduler, schedules, submit, job, jobs, dlq, queues, demo, bench, health):
     main.add_command(_command)
 
 __all__ = ["main"]

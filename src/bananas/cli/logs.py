@@ -1,98 +1,133 @@
-"""Logging for the command line: a ``dictConfig`` built from LOG_LEVEL and LOG_FORMAT.
+"""Logging for the command line: the three tiers from LOG_*, LOG_FILE_* and LOG_ES_*.
 
 The library only creates loggers; handlers are configured here, at the edge, once per
-process (arq's ``default_log_config``).
+process (arq's ``default_log_config``). Every tier runs behind one queue handler on a
+listener thread, so a log call never blocks the event loop on I/O.
 """
 
 from __future__ import annotations
 
-import json
+import atexit
 import logging
 import logging.config
+import logging.handlers
 import sys
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from bananas.errors import ConfigurationError
+from bananas.observability.logs import (
+    TEXT_EXTRAS,
+    CompressingRotatingFileHandler,
+    ContextFilter,
+    ElasticsearchHandler,
+    JSONFormatter,
+    StderrHandler,
+    TextFormatter,
+    start_queue_logging,
+)
+from bananas.settings import LOG_LEVELS, LogSettings
 
-#: LogRecord attributes that are not ``extra`` fields.
-_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+LEVELS = LOG_LEVELS
 
-#: ``extra`` fields worth showing in text logs, in this order.
-TEXT_EXTRAS = ("job_id", "job_name", "attempt", "worker_id", "routing_key", "queue")
+__all__ = [
+    "LEVELS",
+    "TEXT_EXTRAS",
+    "JSONFormatter",
+    "StderrHandler",
+    "TextFormatter",
+    "configure_logging",
+    "log_config",
+]
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class TextFormatter(logging.Formatter):
-    """``time level logger: message key=value ...`` with the job fields a record carries."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        text = super().formatMessage(record)
-        pairs = [f"{key}={getattr(record, key)}" for key in TEXT_EXTRAS if getattr(record, key, None) is not None]
-        return f"{text} {' '.join(pairs)}" if pairs else text
-
-
-class JSONFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message and every ``extra`` field."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                data[key] = value
-        if record.exc_info:
-            data["exc_info"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            data["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(data, default=str)
+#: The listener of the process's queue handler (stopped, and so flushed, at exit).
+_state: dict[str, logging.handlers.QueueListener] = {}
 
 
-class StderrHandler(logging.StreamHandler[TextIO]):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted (test runners swap it),
-    like the stdlib's last-resort handler."""
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: TextIO) -> None:
-        pass  # always sys.stderr
-
-
-def log_config(level: str, fmt: str) -> dict[str, Any]:
-    """The ``dictConfig`` for ``level`` (a level name) and ``fmt`` (``text`` or ``json``).
-
-    Raises:
-        ConfigurationError: unknown level or format.
-    """
+def _check(level: str, fmt: str) -> str:
     level = level.upper()
     if level not in LEVELS:
         raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(LEVELS)}, got {level!r}")
     if fmt not in ("text", "json"):
         raise ConfigurationError(f"LOG_FORMAT must be text or json, got {fmt!r}")
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"text": {"()": TextFormatter}, "json": {"()": JSONFormatter}},
-        "handlers": {"stderr": {"()": StderrHandler, "formatter": fmt}},
-        "root": {"level": level, "handlers": ["stderr"]},
-    }
+    return level
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Install the stderr handler described by ``log_config``.
+def log_config(level: str, fmt: str) -> dict[str, Any]:
+    """The ``dictConfig`` of a plain, synchronous console (tier 1 only).
 
     Raises:
         ConfigurationError: unknown level or format.
     """
-    logging.config.dictConfig(log_config(level, fmt))
+    level = _check(level, fmt)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"text": {"()": TextFormatter}, "json": {"()": JSONFormatter}},
+        "filters": {"context": {"()": ContextFilter}},
+        "handlers": {"stderr": {"()": StderrHandler, "formatter": fmt, "filters": ["context"]}},
+        "root": {"level": level, "handlers": ["stderr"]},
+    }
+
+
+def configure_logging(level: str, fmt: str, logs: LogSettings | None = None) -> None:
+    """Install the console tier and, when enabled, the file and Elasticsearch tiers.
+
+    Raises:
+        ConfigurationError: unknown level or format.
+    """
+    level = _check(level, fmt)
+    logs = logs or LogSettings()
+    stop_logging()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    context = ContextFilter()
+    color = logs.color if logs.color is not None else (fmt == "text" and sys.stderr.isatty())
+    console = StderrHandler()
+    console.setFormatter(TextFormatter(color=color) if fmt == "text" else JSONFormatter())
+    console.setLevel(level)
+    handlers: list[logging.Handler] = [console]
+    if logs.file_enabled:
+        file = CompressingRotatingFileHandler(
+            logs.file_path, max_bytes=int(logs.file_max_size_mb * 1024 * 1024), backups=logs.file_max_backups,
+            max_age_days=logs.file_max_age_days, compress=logs.file_compress,
+        )  # fmt: skip
+        file.setFormatter(JSONFormatter())
+        file.setLevel(logs.file_level)
+        handlers.append(file)
+    if logs.es_enabled:
+        shown = min(h.level for h in handlers)
+        fallback = handlers[-1]  # the file when there is one, else the console (handle() ignores its level)
+        es = ElasticsearchHandler(
+            logs.es_addresses, index_prefix=logs.es_index_prefix, username=logs.es_username,
+            password=logs.es_password, api_key=logs.es_api_key, cloud_id=logs.es_cloud_id,
+            flush_bytes=logs.es_flush_bytes, flush_interval_s=logs.es_flush_interval_s,
+            workers=logs.es_num_workers, fallback=fallback, fallback_below=shown,
+        )  # fmt: skip
+        es.setLevel(logs.es_level)
+        handlers.append(es)
+    for handler in handlers:
+        handler.addFilter(context)
+    lowest = min(logging.getLevelName(lv) for lv in _levels(level, logs))
+    _, listener = start_queue_logging(handlers, lowest)
+    _state["listener"] = listener
+    atexit.register(stop_logging)
+
+
+def _levels(level: str, logs: LogSettings) -> list[str]:
+    levels = [level]
+    if logs.file_enabled:
+        levels.append(logs.file_level)
+    if logs.es_enabled:
+        levels.append(logs.es_level)
+    return levels
+
+
+def stop_logging() -> None:
+    """Stop the listener thread after it wrote out every queued record."""
+    listener = _state.pop("listener", None)
+    if listener is not None:
+        listener.stop()
+        for handler in listener.handlers:
+            handler.close()

@@ -77,7 +77,7 @@ def build_settings(url: str | None = None, app: Bananas | None = None, **worker:
         settings = dataclasses.replace(settings, url=chosen)
     if worker:
         settings = settings.with_worker(**worker)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, settings.logs)
     return settings
 
 

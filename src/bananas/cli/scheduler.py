@@ -11,6 +11,7 @@ import socket
 import click
 
 from bananas import brokers
+from bananas.app import Bananas
 from bananas.cli.options import build_settings, load_app, safe_url, url_option
 from bananas.job import new_id
 from bananas.scheduler import Scheduler
@@ -19,16 +20,17 @@ from bananas.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-async def run_scheduler(settings: Settings, *, install_signals: bool = True) -> None:
+async def run_scheduler(settings: Settings, *, install_signals: bool = True, app: Bananas | None = None) -> None:
     """Run the scheduler loop (leader-elected) until SIGTERM/SIGINT.
 
     Args:
         settings: scheduler, worker (``max_deliveries``) and job settings; ``url``.
         install_signals: stop on SIGTERM/SIGINT (off when embedded in another program).
+        app: the app whose cron schedules the leader fires.
     """
     broker = brokers.from_url(settings.url)
     holder = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
-    scheduler = Scheduler(broker, settings, holder=holder)
+    scheduler = Scheduler(broker, settings, holder=holder, app=app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if install_signals else ()
@@ -54,9 +56,11 @@ async def run_scheduler(settings: Settings, *, install_signals: bool = True) -> 
 def scheduler(app_ref: str | None, url: str | None) -> None:
     """Run only the scheduler (no job slots).
 
-    It moves due delayed jobs and retries to their queues and recovers expired leases.
-    Several may run: one is elected leader.
+    It moves due delayed jobs and retries to their queues, recovers expired leases and
+    fires the app's cron schedules. Several may run: one is elected leader.
     """
     app = load_app(app_ref) if app_ref else None
     settings = build_settings(url, app)
-    asyncio.run(run_scheduler(settings))
+    if app is not None:
+        app.configure(settings)
+    asyncio.run(run_scheduler(settings, app=app))

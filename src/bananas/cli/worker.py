@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from bananas.cli.observe import supervise, supervisor_env, with_metrics_port, worker_middleware
 from bananas.cli.options import BadInput, build_settings, load_app, url_option
 from bananas.cli.scheduler import run_scheduler
-from bananas.settings import WORKER_MODES, Settings
+from bananas.settings import WORKER_MODES, Settings, parse_priorities
 from bananas.worker.supervisor import Supervisor
 from bananas.worker.worker import run_worker
 
@@ -21,6 +23,8 @@ _CHILD_FLAGS = (
     ("--concurrency", "concurrency"),
     ("--routing-keys", "routing_keys"),
     ("--mode", "mode"),
+    ("--priorities", "priorities"),
+    ("--job-types", "job_types"),
     ("--lease", "lease"),
     ("--grace", "grace"),
 )
@@ -42,7 +46,7 @@ def child_argv(params: Mapping[str, Any]) -> list[str]:
     return argv
 
 
-def split_keys(text: str | None) -> tuple[str, ...] | None:
+def split_keys(text: str | None, flag: str = "--routing-keys") -> tuple[str, ...] | None:
     """``"a, b"`` -> ``("a", "b")``; None when the flag was not given.
 
     Raises:
@@ -52,7 +56,7 @@ def split_keys(text: str | None) -> tuple[str, ...] | None:
         return None
     keys = tuple(k.strip() for k in text.split(",") if k.strip())
     if not keys:
-        raise BadInput("--routing-keys needs at least one routing key")
+        raise BadInput(f"{flag} needs at least one name")
     return keys
 
 
@@ -82,6 +86,13 @@ def stop_timeout_s(settings: Settings) -> float:
 @click.option("--routing-keys", default=None, metavar="A,B", help="Queues to consume [env WORKER_ROUTING_KEYS].")
 @click.option("--mode", type=click.Choice(WORKER_MODES), default=None, help="Worker mode [env WORKER_MODE].")
 @click.option(
+    "--priorities",
+    default=None,
+    metavar="P,Q",
+    help="specialized: high,normal,low or ranges 80-100 [env WORKER_PRIORITIES].",
+)
+@click.option("--job-types", default=None, metavar="A,B", help="job-specialized: task names [env WORKER_JOB_TYPES].")
+@click.option(
     "--lease",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -92,6 +103,13 @@ def stop_timeout_s(settings: Settings) -> float:
     "--grace", type=click.FloatRange(min=0), default=None, metavar="S", help="Shutdown grace period in seconds."
 )
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this worker [env ENABLE_SCHEDULER].")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve /metrics, /health and /ready on PORT [env BANANAS_METRICS_PORT].",
+)
 @url_option
 @click.pass_context
 def worker(
@@ -102,9 +120,12 @@ def worker(
     processes: int | None,
     routing_keys: str | None,
     mode: str | None,
+    priorities: str | None,
+    job_types: str | None,
     lease: float | None,
     grace: float | None,
     no_scheduler: bool,
+    metrics_port: int | None,
     url: str | None,
 ) -> None:
     """Run a worker (until SIGTERM/SIGINT).
@@ -117,14 +138,17 @@ def worker(
     app = load_app(app_ref)
     settings = build_settings(
         url, app, concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys),
-        mode=mode, lease_s=lease, grace_s=grace, enable_scheduler=False if no_scheduler else None,
+        mode=mode, lease_s=lease, grace_s=grace, priorities=parse_priorities(priorities) if priorities else None,
+        job_types=split_keys(job_types, "--job-types"), enable_scheduler=False if no_scheduler else None,
     )  # fmt: skip
+    settings = with_metrics_port(settings, metrics_port)
     app.configure(settings)
     w = settings.worker
     if w.mode == "scheduler-only":
-        asyncio.run(run_scheduler(settings))
+        asyncio.run(run_scheduler(settings, app=app))
     elif processes is not None:
-        supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings))
-        ctx.exit(asyncio.run(supervisor.run()))
+        env = supervisor_env(settings, os.environ)
+        supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env)
+        ctx.exit(asyncio.run(supervise(supervisor, settings)))
     else:
-        asyncio.run(run_worker(app, settings))
+        asyncio.run(run_worker(app, settings, middleware=worker_middleware(settings, os.environ)))

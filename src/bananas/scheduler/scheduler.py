@@ -11,10 +11,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from bananas.brokers.base import Broker
 from bananas.errors import BananasError
+from bananas.scheduler.periodic import CronRunner
+from bananas.scheduler.schedule import ScheduleRegistry
 from bananas.settings import Settings
+
+if TYPE_CHECKING:
+    from bananas.app import Bananas
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +32,24 @@ class Scheduler:
         broker: the broker to tick.
         settings: scheduler and worker settings (``max_deliveries``, TTLs).
         holder: this instance's name in the leader lock.
+        app: whose cron schedules (``app.schedules``) the leader fires, unless
+            CRON_SCHEDULER_ENABLED is false.
     """
 
-    def __init__(self, broker: Broker, settings: Settings, *, holder: str) -> None:
+    def __init__(self, broker: Broker, settings: Settings, *, holder: str, app: Bananas | None = None) -> None:
         self.broker = broker
         self.settings = settings
         self.holder = holder
         self.token: int | None = None
         self.ticks = 0
         self._stopping = False
+        self.cron: CronRunner | None = None
+        registry: ScheduleRegistry | None = getattr(app, "schedules", None)
+        if app is not None and registry is not None and len(registry) and settings.scheduler.cron_enabled:
+            from bananas.client import AsyncClient
+
+            client = AsyncClient(broker=broker, settings=settings, app=app)
+            self.cron = CronRunner(broker, registry, settings, client)
 
     @property
     def is_leader(self) -> bool:
@@ -45,6 +60,8 @@ class Scheduler:
         """Loop until cancelled or ``stop``."""
         s = self.settings.scheduler
         cycle = min(s.leader_ttl_s / 3, s.interval_s)
+        if self.cron is not None:
+            cycle = min(cycle, s.cron_interval_s)
         while not self._stopping:
             try:
                 await self._step(cycle)
@@ -73,6 +90,10 @@ class Scheduler:
                     report.moved, report.recovered, report.lost, extra={"component": "scheduler"},
                 )  # fmt: skip
             wake_at = renew_by if report.next_due is None else min(renew_by, report.next_due)
+            if self.cron is not None:
+                cron_due = await self.cron.run_due(token)
+                if cron_due is not None:
+                    wake_at = min(wake_at, cron_due)
             timeout = wake_at - time.time()
             if timeout > 0.002:
                 await self.broker.wait_for_schedule(timeout)

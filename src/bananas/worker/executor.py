@@ -15,6 +15,7 @@ from bananas.brokers.base import Delivery, Outcome
 from bananas.context import Context
 from bananas.errors import PayloadError, PermanentError
 from bananas.job import DeadReason, Job
+from bananas.middleware import MiddlewareChain
 from bananas.task import RetryPolicy, Task
 from bananas.worker.threads import DaemonPool
 
@@ -33,47 +34,67 @@ class Executor:
         pool: DaemonPool,
         worker_id: str,
         report_progress: Callable[[str, str, float], None],
+        middleware: MiddlewareChain | None = None,
     ) -> None:
         self._tasks = tasks
         self._pool = pool
         self._worker_id = worker_id
         self._report_progress = report_progress
         self._default_retry = RetryPolicy()
+        self._mw = middleware
 
     def context_for(self, d: Delivery, job: Job) -> Context:
         """A fresh ``Context`` for this delivery."""
         return Context(
             d.id, job.name, d.attempts + 1, d.routing_key,
             lambda value: self._report_progress(d.id, d.routing_key, value),
+            priority=job.priority, headers=job.headers, worker_id=self._worker_id,
+            ready_at=max(job.created_at, job.scheduled_for or 0.0),
         )  # fmt: skip
 
     async def run(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
         """Execute the delivery; ``ctx_box`` receives the ``Context`` so the lease keeper
-        can flag cancellation."""
+        can flag cancellation (and the middleware sees it)."""
+        if self._mw is None:
+            return await self._run(d, ctx_box)
+        started = time.perf_counter()
+        outcome = await self._run(d, ctx_box)
+        self._mw.after_execute(ctx_box[0] if ctx_box else None, d, outcome, time.perf_counter() - started)
+        return outcome
+
+    async def _run(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
         attempt = d.attempts + 1
         try:
             job = wire.decode_job(d.body)
         except PayloadError as exc:
             return self._dead(d, attempt, DeadReason.MALFORMED, str(exc))
+        ctx = self.context_for(d, job)
+        ctx_box.append(ctx)
         task = self._tasks.get(job.name)
         if task is None:
-            return self._dead(d, attempt, DeadReason.NO_HANDLER, f"no handler registered for '{job.name}'")
+            return self._dead(d, attempt, DeadReason.NO_HANDLER, f"no handler registered for '{job.name}'", job=job)
         try:
             kwargs = task.spec.check(job.payload)
         except PayloadError as exc:
-            return self._dead(d, attempt, DeadReason.PAYLOAD, str(exc))
-        ctx = self.context_for(d, job)
-        ctx_box.append(ctx)
+            return self._dead(d, attempt, DeadReason.PAYLOAD, str(exc), job=job)
         if task.spec.context_param:
             kwargs[task.spec.context_param] = ctx
-        extra = {"job_id": d.id, "job_name": job.name, "attempt": attempt, "routing_key": d.routing_key}
+        extra = {
+            "job_id": d.id, "job_name": job.name, "attempt": attempt, "routing_key": d.routing_key,
+            "priority": job.priority, "worker_id": self._worker_id, "component": "worker",
+        }  # fmt: skip
+        if logger.isEnabledFor(logging.DEBUG):
+            wait_ms = (time.time() - ctx.ready_at) * 1e3
+            logger.debug("job %s started (waited %.1f ms)", d.id, wait_ms, extra={**extra, "queue_wait_ms": wait_ms})
+        if self._mw is not None:
+            self._mw.before_execute(ctx)
         started = time.perf_counter()
         try:
             result = await self._call(task, kwargs, job.timeout)
         except asyncio.CancelledError:
             raise
         except PermanentError as exc:
-            return self._dead(d, attempt, DeadReason.PERMANENT, _describe(exc), traceback.format_exc())
+            return self._dead(d, attempt, DeadReason.PERMANENT, _describe(exc), traceback.format_exc(), job=job)
         except TimeoutError as exc:
             message = str(exc) if str(exc).startswith("timed out") else _describe(exc)
             return self._failed_attempt(d, job, task.retry, attempt, message, traceback.format_exc())
@@ -82,9 +103,10 @@ class Executor:
         try:
             data = wire.encode(result)
         except PayloadError as exc:
-            return self._dead(d, attempt, DeadReason.PERMANENT, f"handler returned a value that {exc}")
+            return self._dead(d, attempt, DeadReason.PERMANENT, f"handler returned a value that {exc}", job=job)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("job %s done in %.1f ms", d.id, (time.perf_counter() - started) * 1e3, extra=extra)
+            ms = (time.perf_counter() - started) * 1e3
+            logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": round(ms, 3)})
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
 
     async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
@@ -105,23 +127,33 @@ class Executor:
         tb = tb[-MAX_TRACEBACK_CHARS:]
         if attempt > job.max_retries:
             message = f"{error} (gave up after {attempt} attempts)"
-            logger.warning("job %s dead-lettered: %s", d.id, message, extra={"job_id": d.id, "job_name": job.name})
-            return Outcome(
-                d.id, d.routing_key, d.token, "failed", attempt,
-                error=message, traceback=tb, reason=DeadReason.MAX_RETRIES.value,
-            )  # fmt: skip
+            return self._dead(d, attempt, DeadReason.MAX_RETRIES, message, tb, job=job)
         delay = policy.delay_s(attempt, random.random())
         logger.info(
             "job %s attempt %d failed, retry in %.2f s: %s", d.id, attempt, delay, error,
-            extra={"job_id": d.id, "job_name": job.name, "attempt": attempt},
+            extra={**self._fields(d, job, attempt), "error": error, "traceback": tb, "retry_delay_s": round(delay, 3)},
         )  # fmt: skip
         return Outcome(
             d.id, d.routing_key, d.token, "retry", attempt,
             error=error, traceback=tb, retry_at=time.time() + delay,
         )  # fmt: skip
 
-    def _dead(self, d: Delivery, attempt: int, reason: DeadReason, error: str, tb: str = "") -> Outcome:
-        logger.warning("job %s dead-lettered (%s): %s", d.id, reason.value, error, extra={"job_id": d.id})
+    def _fields(self, d: Delivery, job: Job | None, attempt: int) -> dict[str, object]:
+        fields: dict[str, object] = {
+            "job_id": d.id, "attempt": attempt, "routing_key": d.routing_key, "worker_id": self._worker_id,
+            "component": "worker",
+        }  # fmt: skip
+        if job is not None:
+            fields.update(job_name=job.name, priority=job.priority)
+        return fields
+
+    def _dead(
+        self, d: Delivery, attempt: int, reason: DeadReason, error: str, tb: str = "", *, job: Job | None = None
+    ) -> Outcome:
+        logger.warning(
+            "job %s dead-lettered (%s): %s", d.id, reason.value, error,
+            extra={**self._fields(d, job, attempt), "reason": reason.value, "error": error, "traceback": tb},
+        )  # fmt: skip
         return Outcome(
             d.id, d.routing_key, d.token, "failed", attempt,
             error=error, traceback=tb[-MAX_TRACEBACK_CHARS:], reason=reason.value,

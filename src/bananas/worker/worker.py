@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bananas import brokers
-from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome
+from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Outcome
 from bananas.context import Context
 from bananas.errors import BananasError
 from bananas.job import new_id
+from bananas.middleware import Middleware, MiddlewareChain
 from bananas.scheduler.scheduler import Scheduler
 from bananas.settings import Settings
 from bananas.worker.executor import Executor
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: Longest time an idle worker blocks on the broker before asking again.
 IDLE_BLOCK_S = 5.0
+#: A fetch loop with free slots that has not come back from the broker for this long is
+#: presumed stuck (e.g. a consumer that silently stopped after a reconnect) and rebuilt.
+STALL_S = 3 * IDLE_BLOCK_S
 
 
 class Backoff:
@@ -66,11 +70,25 @@ class Worker:
         broker: an existing broker (default: one from the settings' URL).
     """
 
-    def __init__(self, app: Bananas, settings: Settings | None = None, *, broker: Broker | None = None) -> None:
+    def __init__(
+        self,
+        app: Bananas,
+        settings: Settings | None = None,
+        *,
+        broker: Broker | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> None:
         self.app = app
         self.settings = settings or app.settings
         self.broker = broker or brokers.from_url(self.settings.url)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
+        self.middleware = MiddlewareChain.of([*app.middleware, *middleware])
+        self.started_at = time.time()
+        #: monotonic time the fetch loop last came back from the broker (liveness).
+        self.last_fetch = time.monotonic()
+        self.fetch_restarts = 0
+        self.scheduler: Scheduler | None = None
+        self._rebuild = False
         self.processed = 0
         self.duplicates = 0
         self._held: dict[str, _Held] = {}
@@ -109,26 +127,34 @@ class Worker:
         self._acks_stored = asyncio.Event()
         self._acking = False
         self._pool = DaemonPool(w.concurrency, self._loop)
-        self._executor = Executor(self.app.tasks, self._pool, self.id, self._report_progress)
+        self._executor = Executor(self.app.tasks, self._pool, self.id, self._report_progress, self.middleware)
         keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
         keeper.start()
-        scheduler = Scheduler(self.broker, self.settings, holder=self.id) if w.enable_scheduler else None
+        scheduler = self.scheduler = (
+            Scheduler(self.broker, self.settings, holder=self.id, app=self.app) if w.enable_scheduler else None
+        )
         scheduler_task = asyncio.create_task(scheduler.run()) if scheduler else None
         acker = asyncio.create_task(self._ack_loop())
         logger.info(
             "worker %s started: routing keys %s, concurrency %d", self.id, ",".join(w.routing_keys),
             w.concurrency, extra={"component": "worker", "worker_id": self.id},
         )  # fmt: skip
+        self.app.workers.add(self)
+        if self.middleware is not None:
+            self.middleware.worker_start(self)
+        watchdog = asyncio.create_task(self._watchdog())
         try:
-            if not self._stopping:
+            while not self._stopping:
                 self._fetcher = asyncio.create_task(self._fetch_loop())
                 try:
                     await self._fetcher
                 except asyncio.CancelledError:
-                    if not self._stopping:
-                        raise
+                    if not self._stopping and not self._rebuild:
+                        raise  # run() itself was cancelled
+                    self._rebuild = False
             await self._drain(w.grace_s)
         finally:
+            watchdog.cancel()
             if scheduler is not None and scheduler_task is not None:
                 await scheduler.stop(scheduler_task)
             acker.cancel()
@@ -136,36 +162,85 @@ class Worker:
             keeper.stop()
             self._pool.shutdown()
             await self.broker.close()
-            logger.info("worker %s stopped after %d jobs", self.id, self.processed, extra={"component": "worker"})
+            self.app.workers.discard(self)
+            if self.middleware is not None:
+                self.middleware.worker_stop(self)
+            logger.info(
+                "worker %s stopped after %d jobs", self.id, self.processed,
+                extra={"component": "worker", "worker_id": self.id},
+            )  # fmt: skip
 
     # --- fetching ------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
         w = self.settings.worker
         backoff = Backoff()
+        # Specialized modes take only matching jobs; others stay queued, so the signal may
+        # still hold tokens: pause a little (up to 0.5 s) between empty fetches.
+        only = JobFilter(w.priorities, w.job_types) if w.priorities or w.job_types else None
+        idle = Backoff(cap_s=0.5)
         while not self._stopping:
+            self.last_fetch = time.monotonic()
             free = w.concurrency - len(self._held)
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
             try:
-                batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id)
+                batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only)
                 if not batch:
                     await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S)
-                    backoff.reset()
+                    self._reconnected(backoff)
+                    if only is not None:
+                        await asyncio.sleep(idle.next())
                     continue
+                idle.reset()
             except BananasError as exc:
                 delay = backoff.next()
-                logger.warning("broker trouble, retrying in %.2f s: %s", delay, exc, extra={"component": "broker"})
+                logger.warning(
+                    "broker trouble, retrying in %.2f s: %s", delay, exc,
+                    extra={"component": "broker", "worker_id": self.id},
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 continue
-            backoff.reset()
+            self._reconnected(backoff)
+            if self.middleware is not None:
+                for d in batch:
+                    self.middleware.after_dequeue(d, self)
             for d in batch:
                 held = _Held(d)
                 self._held[d.id] = held
                 task = asyncio.create_task(self._execute(held))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    def _reconnected(self, backoff: Backoff) -> None:
+        if backoff.delay_s:
+            logger.info("broker reachable again", extra={"component": "broker", "worker_id": self.id})
+            backoff.reset()
+
+    @property
+    def fetch_stalled_s(self) -> float:
+        """Seconds the fetch loop has been stuck with free slots (0 when it is healthy)."""
+        if self._stopping or len(self._held) >= self.settings.worker.concurrency:
+            return 0.0
+        return max(0.0, time.monotonic() - self.last_fetch - IDLE_BLOCK_S)
+
+    async def _watchdog(self) -> None:
+        """Rebuild a fetch loop that stopped coming back from the broker."""
+        suspect = False
+        while True:
+            await asyncio.sleep(IDLE_BLOCK_S / 2)
+            stalled = self.fetch_stalled_s > STALL_S - IDLE_BLOCK_S
+            suspect, confirmed = stalled, stalled and suspect  # two checks in a row
+            if confirmed and self._fetcher is not None:
+                self.fetch_restarts += 1
+                self._rebuild = True
+                logger.error(
+                    "fetch loop made no progress for %.0f s; rebuilding it", time.monotonic() - self.last_fetch,
+                    extra={"component": "worker", "worker_id": self.id},
+                )  # fmt: skip
+                self.last_fetch = time.monotonic()
+                self._fetcher.cancel()
 
     async def _execute(self, held: _Held) -> None:
         try:
@@ -210,6 +285,8 @@ class Worker:
             backoff.reset()
             for outcome, ok in zip(batch, accepted, strict=True):
                 self._held.pop(outcome.id, None)
+                if self.middleware is not None:
+                    self.middleware.after_ack(outcome, ok)
                 if not ok:
                     self.duplicates += 1
                     logger.warning(
@@ -276,11 +353,13 @@ class Worker:
             logger.warning("%d outcomes not stored at exit; their jobs will run again", len(self._acks))
 
 
-async def run_worker(app: Bananas, settings: Settings, *, install_signals: bool = True) -> Worker:
+async def run_worker(
+    app: Bananas, settings: Settings, *, install_signals: bool = True, middleware: Sequence[Middleware] = ()
+) -> Worker:
     """Run a worker until SIGTERM/SIGINT (used by the CLI)."""
     import signal
 
-    worker = Worker(app, settings)
+    worker = Worker(app, settings, middleware=middleware)
     loop = asyncio.get_running_loop()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,7 +17,20 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
 from bananas import wire
-from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
+from bananas.brokers.base import (
+    SCHEDULE_FIELDS,
+    TICK_KEY_TTL_S,
+    Broker,
+    Delivery,
+    Fire,
+    JobFilter,
+    Lease,
+    LeaseState,
+    Outcome,
+    QueueStats,
+    ScheduleState,
+    TickReport,
+)
 from bananas.errors import BrokerError, BrokerUnavailable, PayloadError
 from bananas.job import Job, JobStatus
 
@@ -30,18 +43,21 @@ ROUTING_KEYS = PREFIX + "routing_keys"
 WAKE = PREFIX + "wake"
 LEADER = PREFIX + "scheduler:leader"
 EPOCH = PREFIX + "scheduler:epoch"
+SCHEDULES = PREFIX + "schedules"
 
 #: Longest single blocking command; longer waits loop, so a silent server is noticed.
 MAX_BLOCK_S = 5.0
 #: How long the scheduler reuses the routing-key list between wake-ups.
 RK_CACHE_S = 30.0
+#: Most ready ids a specialized (filtered) dequeue looks at per priority band.
+FILTER_SCAN = 1000
 #: Most jobs one scheduler tick moves per routing key and kind.
 TICK_LIMIT = 1000
 
 _SCRIPT_DIR = resources.files("bananas.brokers.redis").joinpath("scripts")
 _SCRIPTS = (
     "submit", "dequeue", "ack", "renew", "requeue", "tick", "cancel", "watch",
-    "retry_dead", "purge_dead", "stats", "leader", "release_leader",
+    "retry_dead", "purge_dead", "stats", "leader", "release_leader", "fire", "dequeue_filtered",
 )  # fmt: skip
 
 
@@ -154,7 +170,11 @@ class RedisBroker(Broker):
 
     # --- consuming -------------------------------------------------------------
     @_guard("dequeue")
-    async def dequeue(self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str) -> list[Delivery]:
+    async def dequeue(
+        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter | None = None
+    ) -> list[Delivery]:
+        if only is not None and (only.priorities or only.names):
+            return await self._dequeue_filtered(routing_keys, count, lease_s, worker_id, only)
         out: list[Delivery] = []
         for rk in routing_keys:
             want = count - len(out)
@@ -166,6 +186,27 @@ class RedisBroker(Broker):
                 [p + "ready", p + "leases", p + "signal"],
                 [p, want, _ms(now), _ms(now + lease_s), worker_id],
             )
+            for i in range(0, len(raw), 4):
+                out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
+        return out
+
+    async def _dequeue_filtered(
+        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter
+    ) -> list[Delivery]:
+        bands: list[Any] = []
+        for low, high in only.priorities:  # ready score = (100 - priority) * 1e13 + ms
+            bands += [(100 - high) * 10**13, f"({(101 - low) * 10**13}"]
+        out: list[Delivery] = []
+        for rk in routing_keys:
+            want = count - len(out)
+            if want <= 0:
+                break
+            now, p = time.time(), _prefix(rk)
+            raw = await self._s["dequeue_filtered"](
+                [p + "ready", p + "leases", p + "signal"],
+                [p, want, _ms(now), _ms(now + lease_s), worker_id, FILTER_SCAN, len(only.priorities), *bands,
+                 *only.names],
+            )  # fmt: skip
             for i in range(0, len(raw), 4):
                 out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
         return out
@@ -267,6 +308,62 @@ class RedisBroker(Broker):
     @_guard("release scheduler lock")
     async def release_leader(self, holder: str) -> None:
         await self._s["release_leader"]([LEADER], [holder])
+
+    # --- cron schedules ---------------------------------------------------------
+    @_guard("fire schedule")
+    async def fire_schedule(self, fires: Sequence[Fire], token: int | None) -> list[bool]:
+        out: list[bool] = []
+        for f in fires:
+            p, sk = _prefix(f.job.routing_key), _schedule_key(f.schedule_id)
+            keys = [p + "ready", p + "signal", ROUTING_KEYS, EPOCH, SCHEDULES, sk, f"{sk}:tick:{_ms(f.tick)}"]
+            args: list[Any] = [p, f.job.routing_key, _ms(time.time()), "" if token is None else token, f.job.id, f.body,
+                    f.job.priority, _ms(f.tick), "" if f.next_run is None else _ms(f.next_run),
+                    _ms(TICK_KEY_TTL_S), f.schedule_id]  # fmt: skip
+            code = int(await self._s["fire"](keys, args))
+            out.append(code == 1)
+            if code < 0:  # fenced off: a newer leader exists, so none of the rest may fire
+                out += [False] * (len(fires) - len(out))
+                break
+        return out
+
+    @_guard("read schedules")
+    async def schedule_states(self) -> list[ScheduleState]:
+        ids = sorted(m.decode() if isinstance(m, bytes) else m for m in await self._r.smembers(SCHEDULES))
+        async with self._r.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                pipe.hgetall(_schedule_key(sid))
+            found = await pipe.execute()
+        return [_schedule_state(sid, fields) for sid, fields in zip(ids, found, strict=True) if fields]
+
+    @_guard("update schedule")
+    async def update_schedule(self, schedule_id: str, fields: dict[str, str | bytes | float | int | None]) -> None:
+        sets: dict[Any, Any] = {}
+        clears: list[str] = []
+        for name, value in fields.items():
+            if name not in SCHEDULE_FIELDS:
+                raise ValueError(f"unknown schedule field {name!r}")
+            if value is None:
+                clears.append(name)
+            elif name == "enabled":
+                sets[name] = "1" if value else "0"
+            elif name in ("next_run", "last_success"):
+                sets[name] = str(_ms(float(value)))
+            else:
+                sets[name] = value if isinstance(value, str | bytes) else str(value)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.sadd(SCHEDULES, schedule_id)
+            if sets:
+                pipe.hset(_schedule_key(schedule_id), mapping=sets)
+            if clears:
+                pipe.hdel(_schedule_key(schedule_id), *clears)
+            await pipe.execute()
+
+    @_guard("delete schedule")
+    async def delete_schedule(self, schedule_id: str) -> None:
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.srem(SCHEDULES, schedule_id)
+            pipe.delete(_schedule_key(schedule_id))
+            await pipe.execute()
 
     # --- inspecting ------------------------------------------------------------
     async def _routing_keys(self) -> list[str]:
@@ -391,8 +488,9 @@ class RedisBroker(Broker):
             results = await pipe.execute()
         stats = []
         for rk, res in zip(rks, results, strict=True):
-            by_prio = {int(res[i]): int(res[i + 1]) for i in range(3, len(res), 2)}
-            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2])))
+            by_prio = {int(res[i]): int(res[i + 1]) for i in range(4, len(res), 2)}
+            oldest = int(res[3]) / 1000 if int(res[3]) >= 0 else None
+            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest))
         return stats
 
 
@@ -410,6 +508,26 @@ def _submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[
         p = args[0]
         calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE], args))
     return calls
+
+
+def _schedule_key(schedule_id: str) -> str:
+    return f"{PREFIX}schedule:{schedule_id}"
+
+
+def _schedule_state(schedule_id: str, fields: dict[bytes, bytes]) -> ScheduleState:
+    def ms(name: bytes) -> float | None:
+        value = fields.get(name)
+        return int(value) / 1000 if value else None
+
+    enabled = fields.get(b"enabled")
+    error = fields.get(b"last_error")
+    job_id = fields.get(b"last_job_id")
+    return ScheduleState(
+        id=schedule_id, enabled=None if enabled is None else enabled == b"1", last_run=ms(b"last_run"),
+        next_run=ms(b"next_run"), run_count=int(fields.get(b"run_count", b"0")), last_success=ms(b"last_success"),
+        last_error=error.decode() if error else None, last_job_id=job_id.decode() if job_id else None,
+        definition=fields.get(b"definition"),
+    )  # fmt: skip
 
 
 def _group(leases: Sequence[Lease]) -> dict[str, list[Lease]]:

@@ -11,8 +11,19 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from bananas.brokers.base import Broker, Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
-from bananas.brokers.sqlite import ops
+from bananas.brokers.base import (
+    Broker,
+    Delivery,
+    Fire,
+    JobFilter,
+    Lease,
+    LeaseState,
+    Outcome,
+    QueueStats,
+    ScheduleState,
+    TickReport,
+)
+from bananas.brokers.sqlite import ops, schedules
 from bananas.brokers.sqlite.engine import Engine, Session
 from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
 from bananas.errors import BananasError
@@ -106,12 +117,14 @@ class SQLiteBroker(Broker):
             engine.submit("submit", functools.partial(ops.enqueue, jobs=list(jobs))).result()
 
     # --- consuming -------------------------------------------------------------
-    async def dequeue(self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str) -> list[Delivery]:
+    async def dequeue(
+        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter | None = None
+    ) -> list[Delivery]:
         if count <= 0 or not routing_keys:
             return []
         engine = self._engine or self._open()
         fn = functools.partial(ops.dequeue, routing_keys=list(routing_keys), count=count, lease_s=lease_s,
-                               worker=worker_id)  # fmt: skip
+                               worker=worker_id, only=only)  # fmt: skip
         cf = engine.submit("dequeue", fn)
         try:
             return await asyncio.wrap_future(cf)
@@ -164,6 +177,22 @@ class SQLiteBroker(Broker):
 
     async def release_leader(self, holder: str) -> None:
         await self._run("release scheduler lock", functools.partial(ops.release_leader, holder=holder))
+
+    # --- cron schedules ---------------------------------------------------------
+    async def fire_schedule(self, fires: Sequence[Fire], token: int | None) -> list[bool]:
+        if not fires:
+            return []
+        return await self._run("fire schedule", functools.partial(schedules.fire, fires=list(fires), token=token))
+
+    async def schedule_states(self) -> list[ScheduleState]:
+        return await self._run("read schedules", schedules.states)
+
+    async def update_schedule(self, schedule_id: str, fields: dict[str, str | bytes | float | int | None]) -> None:
+        fn = functools.partial(schedules.update, schedule_id=schedule_id, fields=dict(fields))
+        await self._run("update schedule", fn)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._run("delete schedule", functools.partial(schedules.delete, schedule_id=schedule_id))
 
     # --- inspecting ------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job | None:

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from bananas.brokers.base import Delivery, Lease, LeaseState, Outcome, QueueStats, TickReport
+from bananas.brokers.base import Delivery, JobFilter, Lease, LeaseState, Outcome, QueueStats, TickReport
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import JOB_COLUMNS, LIVE, job_from_row
@@ -28,7 +28,7 @@ CANCELLED_TTL_S = 3600.0
 LEADER = "scheduler"
 
 
-_INSERT = f"""
+INSERT_JOB = f"""
 INSERT INTO jobs (id, routing_key, name, body, status, priority, ready_at, scheduled_for, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
@@ -60,7 +60,7 @@ def enqueue(s: Session, jobs: Sequence[tuple[Job, bytes]]) -> None:
             status = "pending" if due is None else "scheduled"
             rows.append((job.id, job.routing_key, job.name, body, status, job.priority, now, due, job.created_at, now))
             s.touch(work_topic(job.routing_key) if due is None else SCHEDULE_TOPIC)
-        c.executemany(_INSERT, rows)
+        c.executemany(INSERT_JOB, rows)
         c.executemany("INSERT OR IGNORE INTO routing_keys (name) VALUES (?)", [(k,) for k in {r[1] for r in rows}])
 
 
@@ -79,17 +79,36 @@ RETURNING id, body, attempts, deliveries, priority, ready_at
 _HAS_WORK = "SELECT 1 FROM jobs INDEXED BY jobs_ready WHERE routing_key = ? AND status = 'pending' LIMIT 1"
 
 
-def dequeue(s: Session, routing_keys: Sequence[str], count: int, lease_s: float, worker: str) -> list[Delivery]:
+def _filtered(only: JobFilter) -> tuple[str, list[object]]:
+    """The dequeue statement for a specialized worker, and its extra arguments."""
+    index = "jobs_ready_name" if only.names else "jobs_ready"
+    where, args = "", list[object]()
+    if only.priorities:
+        where += " AND (" + " OR ".join("priority BETWEEN ? AND ?" for _ in only.priorities) + ")"
+        args += [bound for band in only.priorities for bound in band]
+    if only.names:
+        where += " AND name IN (" + ", ".join("?" for _ in only.names) + ")"
+        args += list(only.names)
+    sql = _DEQUEUE.replace("INDEXED BY jobs_ready", f"INDEXED BY {index}").replace(
+        "status = 'pending'\n", f"status = 'pending'{where}\n"
+    )
+    return sql, args
+
+
+def dequeue(
+    s: Session, routing_keys: Sequence[str], count: int, lease_s: float, worker: str, only: JobFilter | None = None
+) -> list[Delivery]:
     """Lease up to ``count`` ready jobs: routing keys in order, highest priority first,
-    FIFO within a priority."""
+    FIFO within a priority; with ``only``, just the matching ones."""
     out: list[Delivery] = []
+    sql, extra = _filtered(only) if only is not None and (only.priorities or only.names) else (_DEQUEUE, [])
     with s.write() as c:
         now = time.time()
         for rk in routing_keys:
             want = count - len(out)
             if want <= 0:
                 break
-            rows = c.execute(_DEQUEUE, (now, worker, now + lease_s, rk, want)).fetchall()
+            rows = c.execute(sql, (now, worker, now + lease_s, rk, *extra, want)).fetchall()
             rows.sort(key=lambda r: (-r[4], r[5], r[0]))  # RETURNING has no defined order
             out.extend(Delivery(r[0], rk, r[1], r[2], r[3]) for r in rows)
     return out
@@ -369,11 +388,14 @@ def queue_stats(s: Session) -> list[QueueStats]:
         now = time.time()
         stats = {rk: QueueStats(rk) for (rk,) in c.execute("SELECT name FROM routing_keys ORDER BY name")}
         ready = (
-            "SELECT routing_key, priority, count(*) FROM jobs INDEXED BY jobs_ready"
+            "SELECT routing_key, priority, count(*), min(ready_at) FROM jobs INDEXED BY jobs_ready"
             " WHERE status = 'pending' GROUP BY 1, 2"
         )
-        for rk, prio, n in c.execute(ready):
-            stats.setdefault(rk, QueueStats(rk)).ready_by_priority[prio] = n
+        for rk, prio, n, oldest in c.execute(ready):
+            st = stats.setdefault(rk, QueueStats(rk))
+            st.ready_by_priority[prio] = n
+            if oldest is not None and (st.oldest_ready_at is None or oldest < st.oldest_ready_at):
+                st.oldest_ready_at = oldest
         counts = (
             ("scheduled", "SELECT routing_key, count(*) FROM jobs INDEXED BY jobs_scheduled"
                           " WHERE status = 'scheduled' GROUP BY 1", ()),

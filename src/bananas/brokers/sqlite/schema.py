@@ -16,7 +16,7 @@ from bananas.errors import BrokerError, PayloadError
 from bananas.job import Job, JobStatus
 
 #: Bumped when the tables change; stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cron schedules, the ready-by-name index
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -58,6 +58,25 @@ CREATE TABLE IF NOT EXISTS leader (
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_ready_name ON jobs (routing_key, name, priority DESC, ready_at, id)
+    WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS schedules (
+    id           TEXT PRIMARY KEY,
+    enabled      INTEGER,              -- NULL: as the code registers it
+    last_run     REAL,
+    next_run     REAL,
+    run_count    INTEGER NOT NULL DEFAULT 0,
+    last_success REAL,
+    last_error   TEXT,
+    last_job_id  TEXT,
+    definition   BLOB
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedule_ticks (
+    schedule_id TEXT NOT NULL,
+    tick        INTEGER NOT NULL,     -- unix ms: with schedule_id, the de-duplication key
+    expires_at  REAL NOT NULL,
+    PRIMARY KEY (schedule_id, tick)
+) WITHOUT ROWID;
 """
 
 #: The columns ``job_from_row`` reads, in its order.

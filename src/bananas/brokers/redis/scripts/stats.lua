@@ -1,11 +1,20 @@
--- Depth of one routing key: {scheduled, processing, dead, prio1, n1, prio2, n2, ...}
+-- Depth of one routing key: {scheduled, processing, dead, oldest_ready_ms, prio1, n1, prio2, n2, ...}
+-- (oldest_ready_ms: when the longest-waiting ready job became ready, -1 when none)
 -- KEYS: 1 ready, 2 scheduled, 3 leases, 4 dead
-local out = {redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])}
+local out = {redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), -1}
 if redis.call('ZCARD', KEYS[1]) > 0 then
+  local oldest = nil
   for prio = 100, 0, -1 do
     local lo = (100 - prio) * 1e13
-    local n = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', lo), '(' .. string.format('%.0f', lo + 1e13))
-    if n > 0 then out[#out + 1] = prio; out[#out + 1] = n end
+    local hi = '(' .. string.format('%.0f', lo + 1e13)
+    local n = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', lo), hi)
+    if n > 0 then
+      out[#out + 1] = prio; out[#out + 1] = n
+      local first = redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%.0f', lo), hi, 'WITHSCORES', 'LIMIT', 0, 1)
+      local ms = tonumber(first[2]) - lo
+      if oldest == nil or ms < oldest then oldest = ms end
+    end
   end
+  if oldest ~= nil then out[4] = string.format('%.0f', oldest) end
 end
 return out

@@ -1,0 +1,130 @@
+"""Metrics, health and tracing for worker processes started from the command line.
+
+``--metrics-port N`` (BANANAS_METRICS_PORT) serves ``/metrics``, ``/health`` and
+``/ready``. With ``--processes P`` the supervisor serves them: every child writes its
+counters into a shared ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor adds them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from bananas import brokers
+from bananas.middleware import Middleware
+from bananas.observability.health import STALE_FETCH_S, HTTPServer, Response, broker_ready
+from bananas.settings import Settings
+from bananas.worker.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+#: The variable prometheus-client reads (at import) to write metrics to files.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def with_metrics_port(settings: Settings, port: int | None) -> Settings:
+    """``--metrics-port`` overrides BANANAS_METRICS_PORT."""
+    if port is None:
+        return settings
+    settings = dataclasses.replace(
+        settings, observability=dataclasses.replace(settings.observability, metrics_port=port)
+    )
+    settings.validate()
+    return settings
+
+
+def worker_middleware(settings: Settings, environ: Mapping[str, str]) -> list[Middleware]:
+    """Prometheus (and the HTTP exporter) for a single worker process.
+
+    A supervised child (``PROMETHEUS_MULTIPROC_DIR`` set by its supervisor) only counts;
+    its supervisor serves the endpoints.
+    """
+    obs = settings.observability
+    supervised = bool(environ.get(MULTIPROC_ENV))
+    if obs.metrics_port is None and not supervised:
+        return []
+    from bananas.observability.metrics import PrometheusMiddleware
+
+    prometheus = PrometheusMiddleware()
+    found: list[Middleware] = [prometheus]
+    if obs.metrics_port is not None and not supervised:
+        from bananas.observability.health import ExporterMiddleware
+
+        found.append(ExporterMiddleware(obs.metrics_port, obs.metrics_host, prometheus))
+    return found
+
+
+def supervisor_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The children's environment: with a metrics port, a fresh multi-process directory."""
+    if settings.observability.metrics_port is None:
+        return None
+    path = tempfile.mkdtemp(prefix="bananas-metrics-")
+    return {**environ, MULTIPROC_ENV: path}
+
+
+async def supervise(supervisor: Supervisor, settings: Settings) -> int:
+    """Run the supervisor, serving the children's summed metrics and health when asked."""
+    obs = settings.observability
+    path = (supervisor.env or {}).get(MULTIPROC_ENV)
+    if obs.metrics_port is None or path is None:
+        return await supervisor.run()
+    from prometheus_client import CollectorRegistry
+
+    from bananas.observability.metrics import BrokerCollector, exposition, multiprocess_registry, sync_stats
+
+    broker = brokers.from_url(settings.url)
+    queues = CollectorRegistry(auto_describe=False)
+    queues.register(BrokerCollector(sync_stats(broker.clone), slots_per_worker=settings.worker.concurrency))
+
+    def metrics() -> bytes:
+        _forget_dead(path, supervisor.pids)
+        return exposition(multiprocess_registry(path), queues)
+
+    async def health() -> Response:
+        alive = len(supervisor.pids)
+        _forget_dead(path, supervisor.pids)
+        lag = _gauge(multiprocess_registry(path), "bananas_fetch_loop_lag_seconds")
+        ok = alive == supervisor.processes and (lag is None or lag < STALE_FETCH_S + 5.0)
+        return Response.json(ok, {"processes": supervisor.processes, "alive": alive, "pids": supervisor.pids,
+                                  "max_fetch_lag_s": lag, "restarts": supervisor.restarts})  # fmt: skip
+
+    async def ready() -> Response:
+        return await broker_ready(broker, stopping=supervisor._stopping.is_set())
+
+    async def metrics_route() -> Response:
+        return Response(200, await asyncio.to_thread(metrics), "text/plain; version=0.0.4; charset=utf-8")
+
+    server = HTTPServer(
+        {"/health": health, "/ready": ready, "/metrics": metrics_route}, obs.metrics_host, obs.metrics_port
+    )
+    await server.start()
+    try:
+        return await supervisor.run()
+    finally:
+        await server.stop()
+        await broker.close()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _forget_dead(path: str, pids: list[int]) -> None:
+    """Drop the live gauges of children that are gone (restarted or stopped)."""
+    from prometheus_client import multiprocess
+
+    for file in Path(path).glob("gauge_live*_*.db"):
+        pid = file.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and int(pid) not in pids:
+            multiprocess.mark_process_dead(int(pid), path)  # type: ignore[no-untyped-call]
+
+
+def _gauge(registry: object, name: str) -> float | None:
+    """The largest sample of a gauge in a collected registry (None when absent)."""
+    values = [s.value for m in registry.collect() for s in m.samples if s.name == name]  # type: ignore[attr-defined]
+    return max(values) if values else None
+
+
+__all__ = ["MULTIPROC_ENV", "supervise", "supervisor_env", "with_metrics_port", "worker_middleware"]

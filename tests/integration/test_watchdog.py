@@ -1,0 +1,43 @@
+"""The watchdog rebuilds a fetch loop that silently stopped coming back from the broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from bananas import Bananas
+from bananas.observability.health import worker_live
+from bananas.worker import worker as worker_module
+from tests.conftest import make_settings, running_worker
+
+
+async def test_stuck_fetch_loop_is_rebuilt(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "IDLE_BLOCK_S", 0.1)
+    monkeypatch.setattr(worker_module, "STALL_S", 0.3)
+    app = Bananas(settings=make_settings(broker_url))
+
+    @app.task
+    async def hello() -> str:
+        return "hi"
+
+    client = app.async_client()
+    async with running_worker(app) as worker:
+        original = worker.broker.wait_for_work
+        hung = asyncio.Event()
+
+        async def wait_for_work(routing_keys: Sequence[str], timeout_s: float) -> None:
+            if not hung.is_set():
+                hung.set()
+                await asyncio.Event().wait()  # a consumer that silently stopped
+            await original(routing_keys, timeout_s)
+
+        monkeypatch.setattr(worker.broker, "wait_for_work", wait_for_work)
+        await asyncio.wait_for(hung.wait(), 10)
+        await asyncio.sleep(0.01)
+        while worker.fetch_restarts == 0:
+            await asyncio.sleep(0.02)
+        assert await client.submit_and_wait("hello", timeout=10) == "hi"
+        assert worker_live(worker).status == 200
+    await client.close()
