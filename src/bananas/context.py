@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ class Context:
     """
 
     __slots__ = (
-        "_cancelled", "_report", "attempt", "headers", "job_id", "logger", "name", "priority", "ready_at",
+        "_cancelled", "_logger", "_report", "attempt", "headers", "job_id", "name", "priority", "ready_at",
         "routing_key", "worker_id",
     )  # fmt: skip
 
@@ -54,14 +53,24 @@ class Context:
         self.worker_id = worker_id
         self.ready_at = ready_at
         self._report = report
-        self._cancelled = threading.Event()
-        self.logger = logging.LoggerAdapter(
-            job_logger,
-            {
-                "job_id": job_id, "job_name": name, "attempt": attempt, "routing_key": routing_key,
-                "priority": priority, "worker_id": worker_id, "component": "worker", "log_source": "bananas_job",
-            },
-        )  # fmt: skip
+        # A plain flag: set from the lease keeper's thread, read by the handler. Assigning
+        # a bool is atomic, and a threading.Event per job cost more than the job itself.
+        self._cancelled = False
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry the job's fields and ``log_source=bananas_job``."""
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(
+                job_logger,
+                {
+                    "job_id": self.job_id, "job_name": self.name, "attempt": self.attempt,
+                    "routing_key": self.routing_key, "priority": self.priority, "worker_id": self.worker_id,
+                    "component": "worker", "log_source": "bananas_job",
+                },
+            )  # fmt: skip
+        return self._logger
 
     def progress(self, fraction: float) -> None:
         """Report progress between 0 and 1; visible as ``Job.progress``."""
@@ -70,7 +79,7 @@ class Context:
     @property
     def cancelled(self) -> bool:
         """True once someone asked to cancel this running job (``client.cancel``)."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def _cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bananas import wire
@@ -79,13 +79,11 @@ class Executor:
             return self._dead(d, attempt, DeadReason.PAYLOAD, str(exc), job=job)
         if task.spec.context_param:
             kwargs[task.spec.context_param] = ctx
-        extra = {
-            "job_id": d.id, "job_name": job.name, "attempt": attempt, "routing_key": d.routing_key,
-            "priority": job.priority, "worker_id": self._worker_id, "component": "worker",
-        }  # fmt: skip
-        if logger.isEnabledFor(logging.DEBUG):
+        debug = logger.isEnabledFor(logging.DEBUG)  # build log fields only when they are used
+        if debug:
             wait_ms = (time.time() - ctx.ready_at) * 1e3
-            logger.debug("job %s started (waited %.1f ms)", d.id, wait_ms, extra={**extra, "queue_wait_ms": wait_ms})
+            extra = {**self._fields(d, job, attempt), "queue_wait_ms": round(wait_ms, 3)}
+            logger.debug("job %s started (waited %.1f ms)", d.id, wait_ms, extra=extra)
         if self._mw is not None:
             self._mw.before_execute(ctx)
         started = time.perf_counter()
@@ -104,18 +102,14 @@ class Executor:
             data = wire.encode(result)
         except PayloadError as exc:
             return self._dead(d, attempt, DeadReason.PERMANENT, f"handler returned a value that {exc}", job=job)
-        if logger.isEnabledFor(logging.DEBUG):
+        if debug:
             ms = (time.perf_counter() - started) * 1e3
             logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": round(ms, 3)})
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
 
     async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
         if task.spec.is_async:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    return await task.fn(**kwargs)
-            except TimeoutError:
-                raise TimeoutError(f"timed out after {timeout_s:g} s") from None
+            return await _with_deadline(task.fn(**kwargs), timeout_s)
         future = self._pool.submit(task.fn, kwargs)
         try:
             return await asyncio.wait_for(future, timeout_s)
@@ -158,6 +152,33 @@ class Executor:
             d.id, d.routing_key, d.token, "failed", attempt,
             error=error, traceback=tb[-MAX_TRACEBACK_CHARS:], reason=reason.value,
         )  # fmt: skip
+
+
+async def _with_deadline(coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
+    """Await ``coro``, cancelling it after ``timeout_s`` and raising ``TimeoutError``.
+
+    What ``asyncio.timeout`` does, with one timer handle and no context-manager
+    bookkeeping: this runs once per job on the hot path.
+    """
+    me = asyncio.current_task()
+    assert me is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        me.cancel()
+
+    loop = asyncio.get_running_loop()
+    handle = loop.call_at(loop.time() + timeout_s, expire)
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if expired and me.uncancel() == 0:  # our deadline, not a shutdown
+            raise TimeoutError(f"timed out after {timeout_s:g} s") from None
+        raise
+    finally:
+        handle.cancel()
 
 
 def _describe(exc: BaseException) -> str:

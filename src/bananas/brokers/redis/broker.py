@@ -218,19 +218,21 @@ class RedisBroker(Broker):
 
     @_guard("ack")
     async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
-        by_rk: dict[str, list[Outcome]] = {}
-        for o in outcomes:
-            by_rk.setdefault(o.routing_key, []).append(o)
+        by_rk: dict[str, tuple[list[Outcome], list[Outcome]]] = {}
+        for o in outcomes:  # completed outcomes travel in a compact form of their own
+            done, other = by_rk.setdefault(o.routing_key, ([], []))
+            (done if o.kind == "completed" else other).append(o)
         now_ms = _ms(time.time())
         accepted: dict[int, bool] = {}
-        for rk, group in by_rk.items():
+        for rk, (done, other) in by_rk.items():
             p = _prefix(rk)
-            args: list[Any] = [p, now_ms, max(1, _ms(ttl[0])), max(1, _ms(ttl[1]))]
-            for o in group:
-                data = o.result if o.kind == "completed" else o.error
-                args += (o.id, o.token, o.kind, o.attempts, data, o.traceback, o.reason, _ms(o.retry_at))
+            args: list[Any] = [p, now_ms, max(1, _ms(ttl[0])), max(1, _ms(ttl[1])), len(done)]
+            for o in done:
+                args += (o.id, o.token, o.attempts, o.result)
+            for o in other:
+                args += (o.id, o.token, o.kind, o.attempts, o.error, o.traceback, o.reason, _ms(o.retry_at))
             res = await self._s["ack"]([p + "leases", p + "scheduled", p + "dead", p + "finished", WAKE], args)
-            for o, ok in zip(group, res, strict=True):
+            for o, ok in zip([*done, *other], res, strict=True):
                 accepted[id(o)] = bool(ok)
         return [accepted[id(o)] for o in outcomes]
 

@@ -1,35 +1,52 @@
 -- Store outcomes and release leases, refusing any whose delivery token is stale.
 -- KEYS: 1 leases, 2 scheduled, 3 dead, 4 finished, 5 scheduler wake list
--- ARGV: 1 prefix, 2 now (ms), 3 completed ttl (ms), 4 failed ttl (ms),
---       then per outcome: id, token, kind, attempts, data, traceback, reason, retry_at (ms)
+-- ARGV: 1 prefix, 2 now (ms), 3 completed ttl (ms), 4 failed ttl (ms), 5 number of completed outcomes N,
+--       then N completed outcomes as: id, token, attempts, result
+--       then the other outcomes as: id, token, kind, attempts, error, traceback, reason, retry_at (ms)
+-- Returns 1 (stored) or 0 (refused) per outcome, in that order.
 local prefix, now = ARGV[1], ARGV[2]
 local res = {}
-for i = 5, #ARGV, 8 do
-  local id, kind = ARGV[i], ARGV[i + 2]
+
+-- The job's hash key and watch flag when this delivery still holds it, else nil.
+local function held(id, token)
   local jk = prefix .. 'job:' .. id
   local cur = redis.call('HMGET', jk, 'deliveries', 'status', 'watch')
-  if cur[1] ~= ARGV[i + 1] or cur[2] ~= 'processing' then
+  if cur[1] ~= token or cur[2] ~= 'processing' then
     res[#res + 1] = 0
-  else
-    redis.call('ZREM', KEYS[1], id)
-    if kind == 'completed' then
-      redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 4], 'attempts', ARGV[i + 3],
-        'finished_at', now, 'unacked', 0)
-      redis.call('PEXPIRE', jk, ARGV[3])
-      redis.call('ZADD', KEYS[4], now, id)
-    elseif kind == 'retry' then
-      redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
-        'attempts', ARGV[i + 3], 'scheduled_for', ARGV[i + 7], 'unacked', 0)
-      redis.call('ZADD', KEYS[2], ARGV[i + 7], id)
-      wake_scheduler_if_first(KEYS[2], KEYS[5], ARGV[i + 7])
-    else
-      redis.call('HSET', jk, 'status', 'failed', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
-        'reason', ARGV[i + 6], 'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)
-      redis.call('PEXPIRE', jk, ARGV[4])
-      redis.call('ZADD', KEYS[3], now, id)
-    end
-    if kind ~= 'retry' and cur[3] then notify_waiter(prefix, id) end
-    res[#res + 1] = 1
+    return nil
+  end
+  redis.call('ZREM', KEYS[1], id)
+  res[#res + 1] = 1
+  return jk, cur[3]
+end
+
+local first_other = 6 + 4 * tonumber(ARGV[5])
+for i = 6, first_other - 1, 4 do
+  local id = ARGV[i]
+  local jk, watch = held(id, ARGV[i + 1])
+  if jk then
+    redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 3], 'attempts', ARGV[i + 2],
+      'finished_at', now, 'unacked', 0)
+    redis.call('PEXPIRE', jk, ARGV[3])
+    redis.call('ZADD', KEYS[4], now, id)
+    if watch then notify_waiter(prefix, id) end
+  end
+end
+
+for i = first_other, #ARGV, 8 do
+  local id, kind = ARGV[i], ARGV[i + 2]
+  local jk, watch = held(id, ARGV[i + 1])
+  if jk and kind == 'retry' then
+    redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
+      'attempts', ARGV[i + 3], 'scheduled_for', ARGV[i + 7], 'unacked', 0)
+    redis.call('ZADD', KEYS[2], ARGV[i + 7], id)
+    wake_scheduler_if_first(KEYS[2], KEYS[5], ARGV[i + 7])
+  elseif jk then
+    redis.call('HSET', jk, 'status', 'failed', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
+      'reason', ARGV[i + 6], 'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)
+    redis.call('PEXPIRE', jk, ARGV[4])
+    redis.call('ZADD', KEYS[3], now, id)
+    if watch then notify_waiter(prefix, id) end
   end
 end
 return res
