@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from bananas import brokers, wire
 from bananas.brokers.base import Broker, QueueStats
+from bananas.coalescer import SubmitCoalescer
 from bananas.errors import ConfigurationError, JobFailed, JobNotFound, PayloadError, ResultTimeout
 from bananas.job import Job, JobStatus, Priority, check_job_name, check_routing_key, new_id, parse_priority, to_seconds
 from bananas.middleware import Middleware, MiddlewareChain
@@ -92,6 +93,7 @@ class AsyncClient:
         self.settings = settings or (app.settings if app else Settings())
         self.url = url or (broker.url if broker else self.settings.url)
         self.broker = broker or brokers.from_url(self.url, timeout_s=timeout_s)
+        self._coalescer = SubmitCoalescer(self.broker)
         self.app = app
         self.middleware = MiddlewareChain.of(middleware if middleware is not None else app.middleware if app else ())
         self.started_at = time.time()
@@ -178,7 +180,7 @@ class AsyncClient:
             BrokerUnavailable: the broker could not be reached within the timeout.
         """
         job, body = self.build(_spec(name, payload, options))
-        await self.broker.enqueue([(job, body)])
+        await self._coalescer.enqueue((job, body))
         self._submitted([(job, body)])
         return job.id
 

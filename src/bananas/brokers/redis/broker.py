@@ -31,6 +31,7 @@ from bananas.brokers.base import (
     ScheduleState,
     TickReport,
 )
+from bananas.brokers.redis.connection import connection_class
 from bananas.errors import BrokerError, BrokerUnavailable, PayloadError
 from bananas.job import Job, JobStatus
 
@@ -111,6 +112,9 @@ class RedisBroker(Broker):
             "retry": Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
             "health_check_interval": 0,
         }
+        packer = connection_class(url)
+        if packer is not None:
+            common["connection_class"] = packer
         self._r = aioredis.Redis.from_url(url, socket_timeout=timeout_s, **common)
         # Blocking commands get their own pool with a socket timeout above MAX_BLOCK_S.
         self._rb = aioredis.Redis.from_url(url, socket_timeout=MAX_BLOCK_S + timeout_s, **common)
