@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
-from bananas import AsyncClient, BrokerUnavailable, JobStatus
+from bananas import AsyncClient, BrokerUnavailable, Job, JobStatus
 from bananas.testing import free_port
 
 
@@ -15,7 +16,7 @@ async def test_concurrent_submits_are_batched_and_all_stored(broker_url: str) ->
     calls = 0
     enqueue = client.broker.enqueue
 
-    async def counting(jobs, *, watch=False):  # type: ignore[no-untyped-def]
+    async def counting(jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
         nonlocal calls
         calls += 1
         await enqueue(jobs, watch=watch)
