@@ -45,7 +45,7 @@ class SchedulerSettings:
     """
 
     interval_s: float = 5.0
-    leader_ttl_s: float = 10.0
+    leader_ttl_s: float = 15.0
     cron_enabled: bool = True  # CRON_SCHEDULER_ENABLED
     cron_interval_s: float = 1.0  # CRON_SCHEDULER_INTERVAL: longest wait between cron passes
 

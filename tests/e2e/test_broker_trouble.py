@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from bananas import BrokerUnavailable, Client, JobStatus
 from bananas.testing import RedisServer, free_port
@@ -61,9 +62,9 @@ def test_worker_survives_redis_restart_and_resumes(fresh_redis: RedisServer, spa
     client.close()
 
 
-def test_idle_worker_sends_at_most_two_commands_per_second(fresh_redis: RedisServer, spawn_worker: SpawnWorker) -> None:
-    spawn_worker(fresh_redis.url, env={"BANANAS_SCHEDULER_LEADER_TTL": "10"})  # the default
-    probe = fresh_redis.client()
+def test_idle_worker_sends_at_most_one_command_per_second(fresh_redis: RedisServer, spawn_worker: SpawnWorker) -> None:
+    spawn_worker(fresh_redis.url, env={"BANANAS_SCHEDULER_LEADER_TTL": "15"})  # the default
+    probe = redis.Redis(port=fresh_redis.port, socket_timeout=None)  # quiet gaps exceed redis-py's 5 s default
     client = Client(fresh_redis.url)
     assert client.submit_and_wait("noop", {}, timeout=10) is None  # the worker is up and idle now
     client.close()
@@ -79,6 +80,6 @@ def test_idle_worker_sends_at_most_two_commands_per_second(fresh_redis: RedisSer
             if entry["client_type"] != "lua":  # count round trips, not commands inside scripts
                 sent.append(entry["command"].split()[0])
     rate = len(sent) / window
-    assert rate <= 2.0, f"idle worker sent {rate:.2f} commands/s: {sent}"
+    assert rate <= 1.0, f"idle worker sent {rate:.2f} commands/s: {sent}"
     print(f"idle worker: {rate:.2f} commands/s ({len(sent)} in {window:g} s)")
     probe.close()

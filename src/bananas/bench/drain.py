@@ -77,19 +77,22 @@ class CommandCounter:
     scripts run inside a call, and this counter's own."""
 
     def __init__(self, url: str) -> None:
-        self._r = redis.Redis.from_url(url, socket_timeout=0.2)
+        # No socket timeout: redis-py drops a connection whose read timed out, which
+        # would end the MONITOR stream. __exit__ wakes the reader with a PING instead.
+        self._url = url
+        self._r = redis.Redis.from_url(url)
         self.count = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True)
 
     def _listen(self) -> None:
         with self._r.monitor() as m:  # type: ignore[no-untyped-call]
-            while not self._stop.is_set():
+            while True:
                 try:
                     cmd = m.next_command()
-                except redis.TimeoutError:
-                    continue
                 except redis.ConnectionError:
+                    return
+                if self._stop.is_set():
                     return
                 if cmd.get("client_type") != "lua":
                     self.count += 1
@@ -100,7 +103,10 @@ class CommandCounter:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(2)
+        waker = redis.Redis.from_url(self._url)
+        waker.ping()
+        waker.close()
+        self._thread.join(5)
         self._r.close()
 
 

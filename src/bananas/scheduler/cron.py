@@ -17,9 +17,8 @@ seconds first (``*/10 * * * * *``: every 10 seconds), as robfig/cron and Quartz 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from bananas.errors import ConfigurationError
 
@@ -58,9 +57,10 @@ class CronExpr:
         self._seconds = len(fields) == 6
         if len(fields) not in (5, 6) and not (len(fields) == 1 and self.expr.startswith("@")):
             raise ConfigurationError(f"cron expression {expr!r} must have 5 or 6 fields (or be an alias like @hourly)")
+        bad: tuple[type[Exception], ...] = (*_croniter_errors(), ValueError, KeyError)
         try:
-            croniter(self.expr, datetime(2000, 1, 1), second_at_beginning=self._seconds).get_next(datetime)
-        except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
+            _croniter()(self.expr, datetime(2000, 1, 1), second_at_beginning=self._seconds).get_next(datetime)
+        except bad as exc:
             raise ConfigurationError(f"invalid cron expression {expr!r}: {exc}") from None
 
     def __repr__(self) -> str:
@@ -89,7 +89,7 @@ class CronExpr:
     def next_after(self, after: float) -> float:
         """The first firing instant (unix seconds) strictly after ``after``."""
         start = self._wall(after)
-        it = croniter(self.expr, start, second_at_beginning=self._seconds)
+        it = _croniter()(self.expr, start, second_at_beginning=self._seconds)
         for _ in range(_MAX_CANDIDATES):
             wall: datetime = it.get_next(datetime)
             instant = self._instant(wall)
@@ -98,7 +98,7 @@ class CronExpr:
             # ``after`` is in the second pass of a repeated hour: its wall times already
             # fired. Move on in wall-clock steps (bounded by the candidate cap).
         start = self._wall(after + 7200)
-        return self._instant(croniter(self.expr, start, second_at_beginning=self._seconds).get_next(datetime))
+        return self._instant(_croniter()(self.expr, start, second_at_beginning=self._seconds).get_next(datetime))
 
     def between(self, start: float, end: float, limit: int) -> list[float]:
         """Firing instants in ``[start, end]``, at most ``limit`` of them (the earliest)."""
@@ -111,9 +111,23 @@ class CronExpr:
 
     def prev_before(self, before: float) -> float:
         """The last firing instant strictly before ``before``."""
-        it = croniter(self.expr, self._wall(before) + timedelta(seconds=1), second_at_beginning=self._seconds)
+        it = _croniter()(self.expr, self._wall(before) + timedelta(seconds=1), second_at_beginning=self._seconds)
         for _ in range(_MAX_CANDIDATES):
             instant = self._instant(it.get_prev(datetime))
             if instant < before:
                 return instant
         raise ConfigurationError(f"no firing time of {self.expr!r} found before {before}")
+
+
+def _croniter() -> Any:
+    """croniter, imported on first use: with dateutil it is several MiB that a worker
+    without schedules never needs."""
+    from croniter import croniter
+
+    return croniter
+
+
+def _croniter_errors() -> tuple[type[Exception], ...]:
+    from croniter import CroniterBadCronError, CroniterBadDateError
+
+    return (CroniterBadCronError, CroniterBadDateError)
