@@ -80,7 +80,7 @@ class CommandCounter:
         # No socket timeout: redis-py drops a connection whose read timed out, which
         # would end the MONITOR stream. __exit__ wakes the reader with a PING instead.
         self._url = url
-        self._r = redis.Redis.from_url(url)
+        self._r = redis.Redis.from_url(url, socket_timeout=None)
         self.count = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, daemon=True)
