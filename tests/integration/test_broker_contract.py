@@ -10,6 +10,7 @@ import pytest
 
 from bananas import wire
 from bananas.brokers import Broker, Lease, Outcome, from_url
+from bananas.brokers.base import JobFilter
 from bananas.job import Job, JobStatus, new_id
 
 TTL = (3600.0, 86400.0)
@@ -311,8 +312,6 @@ async def test_finished_records_expire_after_their_ttl(broker: Broker) -> None:
 
 
 async def test_dequeue_by_priority_band_leaves_other_jobs_alone(broker: Broker) -> None:
-    from bananas.brokers.base import JobFilter
-
     jobs = [make_job("low", priority=10), make_job("high", priority=90), make_job("mid", priority=50),
             make_job("top", priority=100)]  # fmt: skip
     await broker.enqueue(jobs)
@@ -327,7 +326,6 @@ async def test_dequeue_by_priority_band_leaves_other_jobs_alone(broker: Broker) 
 
 
 async def test_dequeue_by_job_type_leaves_other_jobs_alone(broker: Broker) -> None:
-    from bananas.brokers.base import JobFilter
 
     jobs = [make_job("a"), make_job("b"), make_job("c", priority=90), make_job("a"), make_job("b")]
     await broker.enqueue(jobs)
@@ -338,3 +336,31 @@ async def test_dequeue_by_job_type_leaves_other_jobs_alone(broker: Broker) -> No
     assert [wire.decode_job(d.body).name for d in rest] == ["b", "b"] and {d.token for d in rest} == {1}
     stats = await broker.queue_stats()
     assert sum(s.ready for s in stats) == 0
+
+
+async def test_job_type_filter_reaches_past_many_other_jobs(broker: Broker) -> None:
+    await broker.enqueue([make_job("bulk") for _ in range(1500)])
+    mine = [make_job("mine", priority=10), make_job("mine", priority=90)]
+    await broker.enqueue(mine)
+    got = await broker.dequeue(["default"], 5, 30, "w", JobFilter(names=("mine",)))
+    assert [d.id for d in got] == [mine[1][0].id, mine[0][0].id]  # higher priority first
+    assert await broker.dequeue(["default"], 5, 30, "w", JobFilter(names=("mine",))) == []
+    rest = await broker.dequeue(["default"], 2000, 30, "w")
+    assert len(rest) == 1500 and all(wire.decode_job(d.body).name == "bulk" for d in rest)
+
+
+async def test_job_type_index_follows_requeue_cancel_and_retry(broker: Broker) -> None:
+    a, b = make_job("mine"), make_job("mine")
+    await broker.enqueue([a, b])
+    only = JobFilter(names=("mine",))
+    assert await broker.cancel(a[0].id) == "pending"
+    [d] = await broker.dequeue(["default"], 5, 30, "w", only)
+    assert d.id == b[0].id
+    await broker.requeue([Lease(d.id, "default", d.token)])
+    [again] = await broker.dequeue(["default"], 5, 30, "w", only)
+    assert again.id == b[0].id
+    await broker.ack([Outcome(again.id, "default", again.token, "failed", 1, error="x", reason="max_retries")], TTL)
+    assert await broker.retry_dead([again.id]) == 1
+    [third] = await broker.dequeue(["default"], 5, 30, "w", only)
+    assert third.id == b[0].id
+    assert await broker.dequeue(["default"], 5, 30, "w") == []

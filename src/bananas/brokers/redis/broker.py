@@ -324,7 +324,7 @@ class RedisBroker(Broker):
             keys = [p + "ready", p + "signal", ROUTING_KEYS, EPOCH, SCHEDULES, sk, f"{sk}:tick:{_ms(f.tick)}"]
             args: list[Any] = [p, f.job.routing_key, _ms(time.time()), "" if token is None else token, f.job.id, f.body,
                     f.job.priority, _ms(f.tick), "" if f.next_run is None else _ms(f.next_run),
-                    _ms(TICK_KEY_TTL_S), f.schedule_id]  # fmt: skip
+                    _ms(TICK_KEY_TTL_S), f.schedule_id, f.job.name]  # fmt: skip
             code = int(await self._s["fire"](keys, args))
             out.append(code == 1)
             if code < 0:  # fenced off: a newer leader exists, so none of the rest may fire
@@ -508,7 +508,7 @@ def _submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[
         args = by_rk.get(job.routing_key)
         if args is None:
             args = by_rk[job.routing_key] = [_prefix(job.routing_key), job.routing_key, now_ms, int(watch)]
-        args += (job.id, body, job.priority, _ms(job.scheduled_for) if job.scheduled_for else 0)
+        args += (job.id, body, job.priority, _ms(job.scheduled_for) if job.scheduled_for else 0, job.name)
     calls = []
     for args in by_rk.values():
         p = args[0]

@@ -5,6 +5,17 @@ local function ready_score(prio, now_ms)
   return string.format('%.0f', (100 - (tonumber(prio) or 50)) * 1e13 + tonumber(now_ms))
 end
 
+-- Ready jobs are also indexed by name (ready:name:<name>, same scores as ready), so a
+-- job-specialized worker takes its job types without looking at any other job.
+local function ready_add(prefix, ready_key, id, score, name)
+  redis.call('ZADD', ready_key, score, id)
+  if name then redis.call('ZADD', prefix .. 'ready:name:' .. name, score, id) end
+end
+
+local function ready_unindex(prefix, id, name)
+  if name then redis.call('ZREM', prefix .. 'ready:name:' .. name, id) end
+end
+
 -- Push up to n wake-up tokens for idle workers, keeping at most 16 in the list.
 local function wake_workers(signal_key, n)
   local room = 16 - redis.call('LLEN', signal_key)

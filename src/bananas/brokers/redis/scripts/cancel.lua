@@ -3,11 +3,12 @@
 -- KEYS: 1 ready, 2 scheduled, 3 finished
 -- ARGV: 1 prefix, 2 id, 3 now (ms), 4 ttl (s)
 local jk = ARGV[1] .. 'job:' .. ARGV[2]
-local cur = redis.call('HMGET', jk, 'status', 'watch')
+local cur = redis.call('HMGET', jk, 'status', 'watch', 'name')
 local st = cur[1]
 if not st then return false end
 if st == 'pending' or st == 'scheduled' then
   redis.call('ZREM', KEYS[1], ARGV[2])
+  ready_unindex(ARGV[1], ARGV[2], cur[3])
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', ARGV[3])
   redis.call('EXPIRE', jk, ARGV[4])

@@ -12,7 +12,8 @@ local leases = {}
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = ARGV[1] .. 'job:' .. id
-  local cur = redis.call('HMGET', jk, 'status', 'body', 'attempts', 'deliveries', 'unacked')
+  local cur = redis.call('HMGET', jk, 'status', 'body', 'attempts', 'deliveries', 'unacked', 'name')
+  ready_unindex(ARGV[1], id, cur[6])
   if cur[1] == 'pending' then
     local d = (tonumber(cur[4]) or 0) + 1
     redis.call('HSET', jk, 'status', 'processing', 'started_at', ARGV[3], 'worker', ARGV[5],

@@ -1,36 +1,51 @@
 -- Dequeue for specialized workers: only jobs whose priority lies in one of the given
 -- bands and/or whose name is one of the given names. Matching jobs are found without
--- taking any other job off the queue (no pop-and-put-back): ZRANGEBYSCORE per band
--- (priorities are score bands), then the name read from the body, scanning at most
--- SCAN ids per band. The signal list is cleared only when the queue is empty.
+-- taking any other job off the queue (no pop-and-put-back): priorities are score bands
+-- of `ready` (ZRANGEBYSCORE), names have their own index `ready:name:<name>` (same
+-- scores), so only matching ids are ever read. The signal list is cleared only when the
+-- queue is empty.
 -- KEYS: 1 ready, 2 leases, 3 signal
 -- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id, 6 scan limit,
 --       7 number of bands, then per band: min score, max score (highest priority first),
 --       then the names (none = any name)
 local prefix, want, scan, nb = ARGV[1], tonumber(ARGV[2]), ARGV[6], tonumber(ARGV[7])
-local names = nil
-if #ARGV > 7 + 2 * nb then
-  names = {}
-  for i = 8 + 2 * nb, #ARGV do names[ARGV[i]] = true end
-end
+local names = {}
+for i = 8 + 2 * nb, #ARGV do names[#names + 1] = ARGV[i] end
 local bands = {}
 for i = 1, nb do bands[i] = {ARGV[6 + 2 * i], ARGV[7 + 2 * i]} end
 if nb == 0 then bands[1] = {'-inf', '+inf'} end
+
+-- Candidate ids of one band, lowest score (= next to run) first.
+local function candidates(band)
+  if #names == 0 then
+    return redis.call('ZRANGEBYSCORE', KEYS[1], band[1], band[2], 'LIMIT', 0, scan)
+  end
+  local found = {}
+  for _, name in ipairs(names) do
+    local hits = redis.call('ZRANGEBYSCORE', prefix .. 'ready:name:' .. name, band[1], band[2],
+      'WITHSCORES', 'LIMIT', 0, want)
+    for j = 1, #hits, 2 do found[#found + 1] = {hits[j], tonumber(hits[j + 1])} end
+  end
+  table.sort(found, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  local ids = {}
+  for j = 1, #found do ids[j] = found[j][1] end
+  return ids
+end
+
 local out = {}
 local taken = 0
 for _, band in ipairs(bands) do
   if taken >= want then break end
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], band[1], band[2], 'LIMIT', 0, scan)) do
+  for _, id in ipairs(candidates(band)) do
     if taken >= want then break end
     local jk = prefix .. 'job:' .. id
-    local cur = redis.call('HMGET', jk, 'status', 'body', 'attempts')
-    local match = true
-    if names then
-      local ok, job = pcall(cjson.decode, cur[2])
-      match = ok and type(job) == 'table' and names[job['name']] == true
-    end
-    if match and cur[1] == 'pending' then
+    local cur = redis.call('HMGET', jk, 'status', 'body', 'attempts', 'name')
+    if cur[1] == 'pending' then
       redis.call('ZREM', KEYS[1], id)
+      ready_unindex(prefix, id, cur[4])
       local d = redis.call('HINCRBY', jk, 'deliveries', 1)
       redis.call('HINCRBY', jk, 'unacked', 1)
       redis.call('HSET', jk, 'status', 'processing', 'started_at', ARGV[3], 'worker', ARGV[5])
@@ -40,6 +55,8 @@ for _, band in ipairs(bands) do
       out[#out + 1] = cur[3] or 0
       out[#out + 1] = d
       taken = taken + 1
+    elseif #names > 0 then  -- a stale index entry (say, an expired record): drop it
+      for _, name in ipairs(names) do ready_unindex(prefix, id, name) end
     end
   end
 end

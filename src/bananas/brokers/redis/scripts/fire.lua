@@ -5,13 +5,13 @@
 --       6 schedule state hash, 7 tick key
 -- ARGV: 1 prefix, 2 routing key, 3 now (ms), 4 fencing token ('' = manual run),
 --       5 job id, 6 body, 7 priority, 8 tick (ms), 9 next run (ms, '' = keep), 10 tick key ttl (ms),
---       11 schedule id
+--       11 schedule id, 12 job name
 if ARGV[4] ~= '' and tonumber(redis.call('GET', KEYS[4]) or '0') ~= tonumber(ARGV[4]) then return -1 end
 if not redis.call('SET', KEYS[7], ARGV[5], 'NX', 'PX', ARGV[10]) then return 0 end
 local jk = ARGV[1] .. 'job:' .. ARGV[5]
 if redis.call('HSETNX', jk, 'body', ARGV[6]) == 1 then
-  redis.call('HSET', jk, 'status', 'pending', 'prio', ARGV[7])
-  redis.call('ZADD', KEYS[1], ready_score(ARGV[7], ARGV[3]), ARGV[5])
+  redis.call('HSET', jk, 'status', 'pending', 'prio', ARGV[7], 'name', ARGV[12])
+  ready_add(ARGV[1], KEYS[1], ARGV[5], ready_score(ARGV[7], ARGV[3]), ARGV[12])
   wake_workers(KEYS[2], 1)
   redis.call('SADD', KEYS[3], ARGV[2])
 end

@@ -6,12 +6,12 @@ local n = 0
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local jk = ARGV[1] .. 'job:' .. id
-  local cur = redis.call('HMGET', jk, 'deliveries', 'status', 'prio')
+  local cur = redis.call('HMGET', jk, 'deliveries', 'status', 'prio', 'name')
   if cur[1] == ARGV[i + 1] and cur[2] == 'processing' then
     redis.call('ZREM', KEYS[2], id)
     redis.call('HSET', jk, 'status', 'pending')
     redis.call('HINCRBY', jk, 'unacked', -1)
-    redis.call('ZADD', KEYS[1], ready_score(cur[3], ARGV[2]), id)
+    ready_add(ARGV[1], KEYS[1], id, ready_score(cur[3], ARGV[2]), cur[4])
     n = n + 1
   end
 end

@@ -14,7 +14,8 @@ for _, id in ipairs(ids) do
     redis.call('HSET', jk, 'status', 'pending', 'attempts', 0, 'unacked', 0)
     redis.call('HDEL', jk, 'reason', 'finished_at', 'watch')
     redis.call('PERSIST', jk)
-    redis.call('ZADD', KEYS[1], ready_score(redis.call('HGET', jk, 'prio'), ARGV[2]), id)
+    local cur = redis.call('HMGET', jk, 'prio', 'name')
+    ready_add(ARGV[1], KEYS[1], id, ready_score(cur[1], ARGV[2]), cur[2])
     n = n + 1
   end
 end

@@ -8,7 +8,8 @@ local prefix, now, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local moved, recovered, lost = 0, 0, 0
 local function to_ready(jk, id)
   redis.call('HSET', jk, 'status', 'pending')
-  redis.call('ZADD', KEYS[1], ready_score(redis.call('HGET', jk, 'prio'), now), id)
+  local cur = redis.call('HMGET', jk, 'prio', 'name')
+  ready_add(prefix, KEYS[1], id, ready_score(cur[1], now), cur[2])
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, limit)) do
   redis.call('ZREM', KEYS[2], id)
