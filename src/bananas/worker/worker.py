@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -95,7 +96,11 @@ class Worker:
         self._acks: list[Outcome] = []
         self._progress: dict[str, tuple[str, str, float]] = {}
         self._stopping = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Jobs run in `concurrency` long-lived slot tasks, not a task per job: a delivery
+        # goes straight to an idle slot's future, or waits in `_ready` for a busy slot.
+        self._ready: collections.deque[_Held] = collections.deque()
+        self._idle: list[asyncio.Future[_Held]] = []
+        self._running: dict[asyncio.Task[None], _Held] = {}
         self._fetcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_since = time.monotonic()
@@ -125,6 +130,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._ack_wanted = asyncio.Event()
         self._acks_stored = asyncio.Event()
+        self._all_idle = asyncio.Event()
         self._acking = False
         self._pool = DaemonPool(w.concurrency, self._loop)
         self._executor = Executor(self.app.tasks, self._pool, self.id, self._report_progress, self.middleware)
@@ -135,6 +141,7 @@ class Worker:
         )
         scheduler_task = asyncio.create_task(scheduler.run()) if scheduler else None
         acker = asyncio.create_task(self._ack_loop())
+        slots = [asyncio.create_task(self._slot()) for _ in range(w.concurrency)]
         logger.info(
             "worker %s started: routing keys %s, concurrency %d", self.id, ",".join(w.routing_keys),
             w.concurrency, extra={"component": "worker", "worker_id": self.id},
@@ -154,6 +161,9 @@ class Worker:
                     self._rebuild = False
             await self._drain(w.grace_s)
         finally:
+            for slot in slots:
+                slot.cancel()
+            await asyncio.gather(*slots, return_exceptions=True)
             watchdog.cancel()
             if scheduler is not None and scheduler_task is not None:
                 await scheduler.stop(scheduler_task)
@@ -209,9 +219,35 @@ class Worker:
             for d in batch:
                 held = _Held(d)
                 self._held[d.id] = held
-                task = asyncio.create_task(self._execute(held))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._dispatch(held)
+
+    def _dispatch(self, held: _Held) -> None:
+        while self._idle:
+            slot = self._idle.pop()
+            if not slot.done():  # a slot cancelled while idle leaves a cancelled future
+                slot.set_result(held)
+                return
+        self._ready.append(held)
+
+    async def _slot(self) -> None:
+        """One of `concurrency` job runners; lives as long as the worker."""
+        me = asyncio.current_task()
+        assert me is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._ready:
+                held = self._ready.popleft()
+            else:
+                waiting: asyncio.Future[_Held] = loop.create_future()
+                self._idle.append(waiting)
+                held = await waiting
+            self._running[me] = held
+            try:
+                await self._execute(held)
+            finally:
+                del self._running[me]
+                if not self._running:
+                    self._all_idle.set()
 
     def _reconnected(self, backoff: Backoff) -> None:
         if backoff.delay_s:
@@ -322,13 +358,17 @@ class Worker:
 
     # --- stopping --------------------------------------------------------------------
     async def _drain(self, grace_s: float) -> None:
-        running = set(self._tasks)
-        if running:
-            logger.info("waiting up to %.1f s for %d running jobs", grace_s, len(running))
-            _, pending = await asyncio.wait(running, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        if self._running:
+            logger.info("waiting up to %.1f s for %d running jobs", grace_s, len(self._running))
+            self._all_idle.clear()
+            try:
+                await asyncio.wait_for(self._all_idle.wait(), grace_s)
+            except TimeoutError:
+                for slot in list(self._running):
+                    slot.cancel()  # _execute returns without an outcome; the lease is given back below
+                while self._running:
+                    self._all_idle.clear()
+                    await self._all_idle.wait()
         finished = {o.id for o in self._acks}
         unfinished = [h.lease for h in self._held.values() if h.lease.id not in finished]
         await self._flush_final()
