@@ -25,7 +25,7 @@ class SubmitCoalescer:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._pending: list[tuple[Job, bytes]] = []
-        self._done: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
     async def enqueue(self, item: tuple[Job, bytes]) -> None:
@@ -34,31 +34,33 @@ class SubmitCoalescer:
         Raises:
             BrokerUnavailable, BrokerError: the batch could not be stored.
         """
-        if self._done is None:
-            loop = asyncio.get_running_loop()
-            self._done = loop.create_future()
+        loop = asyncio.get_running_loop()
+        if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append(item)
-        # shield: a caller that is cancelled must not cancel the batch the others wait for.
-        await asyncio.shield(self._done)
+        # A future per caller: a caller that is cancelled cancels only its own wait,
+        # never the batch the others wait for.
+        mine: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(mine)
+        await mine
 
     def _flush(self) -> None:
-        batch, done = self._pending, self._done
-        self._pending, self._done = [], None
-        assert done is not None
-        task = asyncio.ensure_future(self._send(batch, done))
+        batch, waiters = self._pending, self._waiters
+        self._pending, self._waiters = [], []
+        task = asyncio.ensure_future(self._send(batch, waiters))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: Sequence[tuple[Job, bytes]], done: asyncio.Future[None]) -> None:
+    async def _send(self, batch: Sequence[tuple[Job, bytes]], waiters: list[asyncio.Future[None]]) -> None:
         try:
             await self._broker.enqueue(batch)
         except BaseException as exc:  # handed to every waiter of the batch
-            if not done.cancelled():
-                done.set_exception(exc)
-                done.exception()  # mark retrieved: the waiters may all have been cancelled
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            if not done.cancelled():
-                done.set_result(None)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
