@@ -430,8 +430,3 @@ def multiprocess_registry(path: str) -> CollectorRegistry:
     registry: CollectorRegistry = pc.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     return registry
-
-
-async def run_blocking(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on a thread (scrapes must not block the worker's event loop)."""
-    return await asyncio.to_thread(fn)

@@ -40,7 +40,6 @@ class Executor:
         self._pool = pool
         self._worker_id = worker_id
         self._report_progress = report_progress
-        self._default_retry = RetryPolicy()
         self._mw = middleware
 
     def context_for(self, d: Delivery, job: Job) -> Context:

@@ -103,7 +103,6 @@ class Worker:
         self._running: dict[asyncio.Task[None], _Held] = {}
         self._fetcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._idle_since = time.monotonic()
 
     # --- control -----------------------------------------------------------------
     def stop(self) -> None:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -409,7 +409,9 @@ class RedisBroker(Broker):
                 break
             if await self._rb.blpop([notify], timeout=max(0.01, min(left, MAX_BLOCK_S))):
                 break
-        return await self.get_job(job_id)
+        # The routing key is known by now: read the record directly rather than search again.
+        fields = cast("dict[bytes, bytes]", await self._r.hgetall(p + "job:" + job_id))
+        return job_from_hash(job_id, hit[0], fields) if fields else None
 
     @_guard("cancel")
     async def cancel(self, job_id: str) -> str | None:
