@@ -97,6 +97,9 @@ class AsyncClient:
         self.app = app
         self.middleware = MiddlewareChain.of(middleware if middleware is not None else app.middleware if app else ())
         self.started_at = time.time()
+        # Names and routing keys already found legal (the regex costs more than the lookup).
+        self._valid_names = _BoundedSet()
+        self._valid_routing_keys = _BoundedSet()
 
     async def close(self) -> None:
         """Close broker connections."""
@@ -116,34 +119,48 @@ class AsyncClient:
             PayloadError, PayloadTooLarge: the payload does not fit or is too large.
             ConfigurationError: bad name, priority, routing key, delay or time.
         """
-        name = check_job_name(spec.name)
-        if not isinstance(spec.payload, Mapping):
-            raise PayloadError(f"payload must be a JSON object (a dict), got {type(spec.payload).__name__}")
-        payload = dict(spec.payload)
+        name = spec.name
+        if name not in self._valid_names:
+            self._valid_names.add(check_job_name(name))
+        payload = spec.payload
+        if type(payload) is not dict and not isinstance(payload, Mapping):
+            raise PayloadError(f"payload must be a JSON object (a dict), got {type(payload).__name__}")
+        payload = dict(payload)
         task = self.app.tasks.get(name) if self.app else None
         if task is not None:
             task.spec.check(payload)
         jobs = self.settings.jobs
         now = time.time()
-        scheduled_for = _run_at(now, spec.delay, spec.at)
-        timeout_s = to_seconds(spec.timeout)
-        if timeout_s is not None and timeout_s <= 0:
-            raise ConfigurationError(f"timeout must be > 0, got {timeout_s}")
-        if spec.max_retries is not None and spec.max_retries < 0:
+        scheduled_for = None if spec.delay is None and spec.at is None else _run_at(now, spec.delay, spec.at)
+        timeout_s = spec.timeout
+        if timeout_s is not None:
+            timeout_s = to_seconds(timeout_s)
+            if timeout_s is None or timeout_s <= 0:
+                raise ConfigurationError(f"timeout must be > 0, got {timeout_s}")
+        elif task is not None:
+            timeout_s = task.timeout_s
+        max_retries = spec.max_retries
+        if max_retries is None:
+            max_retries = task.max_retries if task is not None else None
+        elif max_retries < 0:
             raise ConfigurationError(f"max_retries must be >= 0, got {spec.max_retries}")
+        priority = spec.priority if spec.priority is not None else task.priority if task else None
+        routing_key = spec.routing_key or (task.routing_key if task else "default")
+        if routing_key not in self._valid_routing_keys:
+            self._valid_routing_keys.add(check_routing_key(routing_key))
         job = Job(
             id=new_id(),
             name=name,
             payload=payload,
-            priority=parse_priority(spec.priority if spec.priority is not None else task.priority if task else None),
-            routing_key=check_routing_key(spec.routing_key or (task.routing_key if task else "default")),
+            priority=_NORMAL if priority is None else parse_priority(priority),
+            routing_key=routing_key,
             status=JobStatus.SCHEDULED if scheduled_for else JobStatus.PENDING,
-            max_retries=_first(spec.max_retries, task.max_retries if task else None, jobs.max_retries),
-            timeout=_first(timeout_s, task.timeout_s if task else None, jobs.timeout_s),
+            max_retries=jobs.max_retries if max_retries is None else max_retries,
+            timeout=jobs.timeout_s if timeout_s is None else timeout_s,
             created_at=now,
             scheduled_for=scheduled_for,
             description=spec.description,
-            headers=dict(spec.headers or {}),
+            headers=dict(spec.headers) if spec.headers else {},
         )
         if self.middleware is not None:
             self.middleware.before_submit(job)
@@ -470,11 +487,18 @@ class _LoopThread:
         self._loop.close()
 
 
-def _first(*values: T | None) -> T:
-    for value in values:
-        if value is not None:
-            return value
-    raise AssertionError("no default")  # pragma: no cover - the last value is never None
+_NORMAL = int(Priority.NORMAL)
+
+
+class _BoundedSet(set[str]):
+    """A set that forgets everything when it would pass ``limit`` entries."""
+
+    limit = 10_000
+
+    def add(self, value: str) -> None:
+        if len(self) >= self.limit:
+            self.clear()
+        super().add(value)
 
 
 def _run_at(now: float, delay: float | timedelta | None, at: datetime | None) -> float | None:

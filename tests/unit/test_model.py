@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 
 import pytest
 
@@ -56,6 +57,15 @@ def test_illegal_routing_keys(bad: str) -> None:
 def test_ulids_are_unique_sortable_and_26_chars() -> None:
     ids = [new_id() for _ in range(5000)]
     assert len(set(ids)) == 5000 and ids == sorted(ids) and all(len(i) == 26 for i in ids)
+
+
+def test_ulid_time_part_is_the_creation_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    value = 0
+    for char in new_id():
+        value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(char)
+    after = time.time_ns() // 1_000_000
+    assert before <= value >> 80 <= after
 
 
 def test_wire_round_trip_and_errors() -> None:

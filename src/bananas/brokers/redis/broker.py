@@ -9,12 +9,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar, cast
 
-import redis
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry as SyncRetry
 
 from bananas import wire
 from bananas.brokers.base import (
@@ -31,7 +29,7 @@ from bananas.brokers.base import (
     ScheduleState,
     TickReport,
 )
-from bananas.brokers.redis.connection import connection_class
+from bananas.brokers.redis.connection import BlockingScript, connection_class
 from bananas.errors import BrokerError, BrokerUnavailable, PayloadError
 from bananas.job import Job, JobStatus
 
@@ -121,8 +119,7 @@ class RedisBroker(Broker):
         lib = _SCRIPT_DIR.joinpath("_lib.lua").read_text()
         self._sources = {name: lib + _SCRIPT_DIR.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
         self._s = {name: self._r.register_script(text) for name, text in self._sources.items()}
-        self._sync: redis.Redis | None = None
-        self._sync_submit: Any = None
+        self._sync_submit: BlockingScript | None = None
         self._sync_lock = threading.Lock()
         self._tick_rks: tuple[float, list[str]] | None = None
 
@@ -136,8 +133,8 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         await self._r.aclose()
         await self._rb.aclose()
-        if self._sync is not None:
-            self._sync.close()
+        if self._sync_submit is not None:
+            self._sync_submit.close()
 
     # --- producing -------------------------------------------------------------
     @_guard("submit")
@@ -152,23 +149,12 @@ class RedisBroker(Broker):
             await pipe.execute()
 
     def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
-        if self._sync is None:
+        if self._sync_submit is None:
             with self._sync_lock:
-                if self._sync is None:
-                    self._sync = redis.Redis.from_url(
-                        self.url, socket_connect_timeout=self._timeout_s, socket_timeout=self._timeout_s,
-                        retry=SyncRetry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
-                    )  # fmt: skip
-                    self._sync_submit = self._sync.register_script(self._sources["submit"])
+                if self._sync_submit is None:
+                    self._sync_submit = BlockingScript(self.url, self._sources["submit"], self._timeout_s)
         try:
-            calls = _submit_calls(jobs, watch)
-            if len(calls) == 1:
-                self._sync_submit(*calls[0])
-                return
-            with self._sync.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    self._sync_submit(keys, args, client=pipe)
-                pipe.execute()
+            self._sync_submit(_submit_calls(jobs, watch))
         except (rexc.RedisError, OSError) as exc:
             raise _translate("submit", self.safe_url, exc) from None
 

@@ -2,25 +2,56 @@
 -- KEYS: 1 ready, 2 scheduled, 3 signal, 4 routing-key set, 5 scheduler wake list
 -- ARGV: 1 key prefix "bananas:{rk}:", 2 routing key, 3 now (ms), 4 watch (0|1),
 --       then per job: id, body, priority, run_at (ms, 0 = now), name
-local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4]
+-- Per job one EXISTS and one HSET; ready ids go to `ready` and their name index with one
+-- ZADD per 500 jobs (a batch usually has one priority and one name, so scores and index
+-- keys are computed once).
+local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
 local ready_n, earliest = 0, nil
+local scores, ready, by_name = {}, {}, {}
+
+-- Add to a pending ZADD of `key`, sent when it holds 500 members (unpack()'s stack limit).
+local function zadd_later(pending, key, score, id)
+  local n = #pending
+  pending[n + 1] = score
+  pending[n + 2] = id
+  if n + 2 >= 1000 then
+    redis.call('ZADD', key, unpack(pending))
+    for j = n + 2, 1, -1 do pending[j] = nil end
+  end
+end
+
 for i = 5, #ARGV, 5 do
-  local id, prio, run_at = ARGV[i], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local id, prio, run_at, name = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   local jk = prefix .. 'job:' .. id
-  -- HSETNX on the body makes a repeated id a no-op; counters start missing (= 0).
-  if redis.call('HSETNX', jk, 'body', ARGV[i + 1]) == 1 then
+  -- A repeated id (a resent batch) is a no-op; counters start missing (= 0).
+  if redis.call('EXISTS', jk) == 0 then
     if run_at > now then
-      redis.call('HSET', jk, 'status', 'scheduled', 'prio', ARGV[i + 2], 'scheduled_for', ARGV[i + 3],
-        'name', ARGV[i + 4])
+      redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'scheduled', 'prio', prio,
+        'scheduled_for', ARGV[i + 3], 'name', name)
       redis.call('ZADD', KEYS[2], ARGV[i + 3], id)
       if earliest == nil or run_at < earliest then earliest = run_at end
     else
-      redis.call('HSET', jk, 'status', 'pending', 'prio', ARGV[i + 2], 'name', ARGV[i + 4])
-      ready_add(prefix, KEYS[1], id, ready_score(prio, now), ARGV[i + 4])
+      redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'pending', 'prio', prio, 'name', name)
+      local score = scores[prio]
+      if score == nil then
+        score = ready_score(prio, now)
+        scores[prio] = score
+      end
+      zadd_later(ready, KEYS[1], score, id)
+      local index = by_name[name]
+      if index == nil then
+        index = {}
+        by_name[name] = index
+      end
+      zadd_later(index, prefix .. 'ready:name:' .. name, score, id)
       ready_n = ready_n + 1
     end
-    if watch == '1' then redis.call('HSET', jk, 'watch', 1) end
+    if watch then redis.call('HSET', jk, 'watch', 1) end
   end
+end
+if #ready > 0 then redis.call('ZADD', KEYS[1], unpack(ready)) end
+for name, index in pairs(by_name) do
+  if #index > 0 then redis.call('ZADD', prefix .. 'ready:name:' .. name, unpack(index)) end
 end
 if ready_n > 0 then wake_workers(KEYS[3], ready_n) end
 if earliest ~= nil then wake_scheduler_if_first(KEYS[2], KEYS[5], earliest) end
