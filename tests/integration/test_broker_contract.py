@@ -38,6 +38,18 @@ async def test_priority_order_and_fifo_within_priority(broker: Broker) -> None:
     assert names == ["top", "high1", "high2", "mid", "low1", "low2"]
 
 
+async def test_a_large_mixed_batch_keeps_priority_fifo_and_name_order(broker: Broker) -> None:
+    # More jobs than one batched ZADD takes, in two names and two priorities.
+    jobs = [make_job(f"n{i % 2}", priority=90 if i % 3 == 0 else 10) for i in range(1300)]
+    await broker.enqueue(jobs)
+    expected = [j.id for j, _ in jobs if j.priority == 90] + [j.id for j, _ in jobs if j.priority == 10]
+    only_n1 = await broker.dequeue(["default"], 100, 30, "w", JobFilter(names=("n1",)))
+    assert [d.id for d in only_n1] == [i for i in expected if i in {j.id for j, _ in jobs if j.name == "n1"}][:100]
+    taken = {d.id for d in only_n1}
+    rest = await broker.dequeue(["default"], 2000, 30, "w")
+    assert [d.id for d in rest] == [i for i in expected if i not in taken]
+
+
 async def test_fifo_across_separate_enqueues(broker: Broker) -> None:
     ids = []
     for _ in range(20):

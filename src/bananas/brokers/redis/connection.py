@@ -15,19 +15,28 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis  # a dependency: redis[hiredis]
 import redis
 import redis.asyncio.connection as aioconn
 from redis import exceptions as rexc
 from redis.connection import HiredisRespSerializer
-from redis.utils import HIREDIS_AVAILABLE
 
-_PACKER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
+_PACKER = HiredisRespSerializer()
+
+
+def pack(args: tuple[Any, ...]) -> bytes:
+    """One command in RESP, packed by hiredis (str, bytes, int and float arguments)."""
+    try:
+        return hiredis.pack_command(args)  # type: ignore[no-any-return]
+    except TypeError:  # a bytearray/memoryview argument: redis-py's wrapper converts it
+        return b"".join(_PACKER.pack(*args))
 
 
 class _HiredisPacking:
     def pack_command(self, *args: Any) -> list[bytes]:
-        assert _PACKER is not None
-        return _PACKER.pack(*args)  # type: ignore[no-any-return]
+        if isinstance(args[0], str) and " " in args[0]:  # "SCRIPT LOAD" and the like
+            args = (*args[0].split(), *args[1:])
+        return [pack(args)]
 
 
 class HiredisConnection(_HiredisPacking, aioconn.Connection):
@@ -44,8 +53,6 @@ class HiredisUnixConnection(_HiredisPacking, aioconn.UnixDomainSocketConnection)
 
 def connection_class(url: str) -> type[aioconn.AbstractConnection] | None:
     """The connection class for ``url``, or None to keep redis-py's choice."""
-    if _PACKER is None:
-        return None
     scheme = url.split("://", 1)[0].lower()
     return {"redis": HiredisConnection, "rediss": HiredisSSLConnection, "unix": HiredisUnixConnection}.get(scheme)
 
@@ -99,7 +106,7 @@ class BlockingScript:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, conn: Any, commands: list[tuple[Any, ...]], load: bool = True) -> list[Any]:
-        conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        conn.send_packed_command([b"".join(map(pack, commands))], check_health=False)
         replies: list[Any] = []
         missing = False
         for _ in commands:

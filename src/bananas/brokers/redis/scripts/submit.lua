@@ -2,12 +2,13 @@
 -- KEYS: 1 ready, 2 scheduled, 3 signal, 4 routing-key set, 5 scheduler wake list
 -- ARGV: 1 key prefix "bananas:{rk}:", 2 routing key, 3 now (ms), 4 watch (0|1),
 --       then per job: id, body, priority, run_at (ms, 0 = now), name
--- Per job one EXISTS and one HSET; ready ids go to `ready` and their name index with one
--- ZADD per 500 jobs (a batch usually has one priority and one name, so scores and index
--- keys are computed once).
+-- Per job one EXISTS and one HSET; in a batch, ready ids go to `ready` and their name
+-- index with one ZADD per 500 jobs (a batch usually has one priority and one name, so
+-- scores and index keys are computed once).
 local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
 local ready_n, earliest = 0, nil
 local scores, ready, by_name = {}, {}, {}
+local single = #ARGV == 9  -- one job: no batching tables (a tenth of a one-job call)
 
 -- Add to a pending ZADD of `key`, sent when it holds 500 members (unpack()'s stack limit).
 local function zadd_later(pending, key, score, id)
@@ -32,18 +33,22 @@ for i = 5, #ARGV, 5 do
       if earliest == nil or run_at < earliest then earliest = run_at end
     else
       redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'pending', 'prio', prio, 'name', name)
-      local score = scores[prio]
-      if score == nil then
-        score = ready_score(prio, now)
-        scores[prio] = score
+      if single then
+        ready_add(prefix, KEYS[1], id, ready_score(prio, now), name)
+      else
+        local score = scores[prio]
+        if score == nil then
+          score = ready_score(prio, now)
+          scores[prio] = score
+        end
+        zadd_later(ready, KEYS[1], score, id)
+        local index = by_name[name]
+        if index == nil then
+          index = {}
+          by_name[name] = index
+        end
+        zadd_later(index, prefix .. 'ready:name:' .. name, score, id)
       end
-      zadd_later(ready, KEYS[1], score, id)
-      local index = by_name[name]
-      if index == nil then
-        index = {}
-        by_name[name] = index
-      end
-      zadd_later(index, prefix .. 'ready:name:' .. name, score, id)
       ready_n = ready_n + 1
     end
     if watch then redis.call('HSET', jk, 'watch', 1) end
