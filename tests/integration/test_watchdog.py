@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from bananas import Bananas
+from bananas.brokers.base import Delivery, Offer
 from bananas.observability.health import worker_live
 from bananas.worker import worker as worker_module
 from tests.conftest import make_settings, running_worker
@@ -27,11 +28,11 @@ async def test_stuck_fetch_loop_is_rebuilt(broker_url: str, monkeypatch: pytest.
         original = worker.broker.wait_for_work
         hung = asyncio.Event()
 
-        async def wait_for_work(routing_keys: Sequence[str], timeout_s: float) -> None:
+        async def wait_for_work(routing_keys: Sequence[str], timeout_s: float, offer: Offer | None) -> list[Delivery]:
             if not hung.is_set():
                 hung.set()
                 await asyncio.Event().wait()  # a consumer that silently stopped
-            await original(routing_keys, timeout_s)
+            return await original(routing_keys, timeout_s, offer)
 
         monkeypatch.setattr(worker.broker, "wait_for_work", wait_for_work)
         await asyncio.wait_for(hung.wait(), 10)

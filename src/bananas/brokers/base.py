@@ -70,6 +70,17 @@ class Lease:
 LeaseState = Literal["ok", "lost", "cancel"]
 
 
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A worker's offer, made when it has free slots and nothing is ready, to take jobs
+    handed to it straight from ``enqueue``, already leased for ``lease_s``, instead of
+    waking up and dequeuing them (one round trip less between submit and start).
+    Brokers without hand-off ignore it."""
+
+    worker_id: str
+    lease_s: float
+
+
 @dataclass(slots=True)
 class TickReport:
     """What one scheduler tick did."""
@@ -159,15 +170,34 @@ class Broker(Protocol):
 
     # --- consuming -------------------------------------------------------------
     async def dequeue(
-        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter | None = None
+        self,
+        routing_keys: Sequence[str],
+        count: int,
+        lease_s: float,
+        worker_id: str,
+        only: JobFilter | None = None,
+        offer: Offer | None = None,
     ) -> list[Delivery]:
         """Take up to ``count`` ready jobs, highest priority first, routing keys in order.
 
         With ``only``, take just the matching jobs; the others are never touched (not
-        taken and put back)."""
+        taken and put back). With ``offer`` (never together with ``only``), a broker that
+        hands jobs off first returns those handed to this worker, and when it finds
+        fewer than ``count`` it registers the offer: the next submits hand their jobs to
+        this worker, leased, to be returned by ``wait_for_work`` or the next dequeue."""
 
-    async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
-        """Block until a job may be ready in one of the routing keys, or the timeout."""
+    async def wait_for_work(
+        self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
+    ) -> list[Delivery]:
+        """Block until a job may be ready in one of the routing keys, or the timeout.
+
+        With the ``offer`` the last ``dequeue`` registered, a broker that hands jobs off
+        returns a job handed to the worker while it waited, leased like a dequeued one;
+        otherwise (and always without hand-off) ``[]``."""
+
+    async def withdraw(self, routing_keys: Sequence[str], offer: Offer) -> list[Delivery]:
+        """Withdraw an offer (a stopping worker): the jobs handed to it that it has not
+        taken yet, still leased to it, for the caller to ``requeue``."""
 
     async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
         """Store outcomes and release leases; ``False`` where the lease was no longer held.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bananas import brokers
-from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Outcome
+from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome
 from bananas.context import Context
 from bananas.errors import BananasError
 from bananas.job import new_id
@@ -186,6 +186,8 @@ class Worker:
         # Specialized modes take only matching jobs; others stay queued, so the signal may
         # still hold tokens: pause a little (up to 0.5 s) between empty fetches.
         only = JobFilter(w.priorities, w.job_types) if w.priorities or w.job_types else None
+        # An unfiltered worker with a free slot offers to have jobs handed to it at submit.
+        offer = Offer(self.id, w.lease_s) if only is None else None
         idle = Backoff(cap_s=0.5)
         while not self._stopping:
             self.last_fetch = time.monotonic()
@@ -195,13 +197,14 @@ class Worker:
                 await self._slot_free.wait()
                 continue
             try:
-                batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only)
+                batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only, offer)
                 if not batch:
-                    await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S)
+                    batch = await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S, offer)
                     self._reconnected(backoff)
-                    if only is not None:
-                        await asyncio.sleep(idle.next())
-                    continue
+                    if not batch:
+                        if only is not None:
+                            await asyncio.sleep(idle.next())
+                        continue
                 idle.reset()
             except BananasError as exc:
                 delay = backoff.next()
@@ -219,6 +222,9 @@ class Worker:
                 held = _Held(d)
                 self._held[d.id] = held
                 self._dispatch(held)
+            # Let the slots start these jobs before the next fetch: building and sending a
+            # broker call first would put its client time between delivery and start.
+            await asyncio.sleep(0)
 
     def _dispatch(self, held: _Held) -> None:
         while self._idle:
@@ -368,6 +374,7 @@ class Worker:
                 while self._running:
                     self._all_idle.clear()
                     await self._all_idle.wait()
+        await self._withdraw_offer()
         finished = {o.id for o in self._acks}
         unfinished = [h.lease for h in self._held.values() if h.lease.id not in finished]
         await self._flush_final()
@@ -379,6 +386,20 @@ class Worker:
                 logger.warning("could not requeue %d jobs (their leases will expire): %s", len(unfinished), exc)
             for lease in unfinished:
                 self._held.pop(lease.id, None)
+
+    async def _withdraw_offer(self) -> None:
+        """Take back what submit handed to this worker after it stopped fetching, so that
+        it is given back below with the other unfinished jobs."""
+        w = self.settings.worker
+        if w.priorities or w.job_types:
+            return  # a filtered worker never offers
+        try:
+            handed = await self.broker.withdraw(w.routing_keys, Offer(self.id, w.lease_s))
+        except BananasError as exc:
+            logger.warning("could not withdraw this worker's offer (handed jobs wait for their leases): %s", exc)
+            return
+        for d in handed:
+            self._held.setdefault(d.id, _Held(d))
 
     async def _flush_final(self) -> None:
         """Wait until every outcome is stored (bounded by the lease length)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -24,6 +25,7 @@ from bananas.brokers.base import (
     JobFilter,
     Lease,
     LeaseState,
+    Offer,
     Outcome,
     QueueStats,
     ScheduleState,
@@ -32,6 +34,8 @@ from bananas.brokers.base import (
 from bananas.brokers.redis.connection import BlockingScript, connection_class
 from bananas.errors import BrokerError, BrokerUnavailable, PayloadError
 from bananas.job import Job, JobStatus
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -52,11 +56,15 @@ RK_CACHE_S = 30.0
 FILTER_SCAN = 1000
 #: Most jobs one scheduler tick moves per routing key and kind.
 TICK_LIMIT = 1000
+#: An idle worker's offer outlives its longest blocking wait by this much (then it is
+#: renewed by the next dequeue, or it lapses: a worker that died while idle is handed at
+#: most one job, which returns to its queue when the lease runs out).
+OFFER_SLACK_S = 1.0
 
 _SCRIPT_DIR = resources.files("bananas.brokers.redis").joinpath("scripts")
 _SCRIPTS = (
     "submit", "dequeue", "ack", "renew", "requeue", "tick", "cancel", "watch",
-    "retry_dead", "purge_dead", "stats", "leader", "release_leader", "fire", "dequeue_filtered",
+    "retry_dead", "purge_dead", "stats", "leader", "release_leader", "fire", "dequeue_filtered", "withdraw",
 )  # fmt: skip
 
 
@@ -126,6 +134,31 @@ class RedisBroker(Broker):
     def clone(self) -> RedisBroker:
         return RedisBroker(self.url, timeout_s=self._timeout_s)
 
+    async def _calls(self, name: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run script ``name`` once per ``(keys, args)`` in one round trip; the replies.
+
+        redis-py's pipelined scripts send ``SCRIPT EXISTS`` before every batch (a command
+        per call for an idle scheduler); here EVALSHA goes out as is, and only a call
+        refused with NOSCRIPT (a restarted or flushed server) is sent again once the
+        script is loaded.
+        """
+        script = self._s[name]
+        if not calls:
+            return []
+        if len(calls) == 1:
+            return [await script(*calls[0])]
+        async with self._r.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if isinstance(r, rexc.NoScriptError)]
+        for i in missing:
+            results[i] = await script(*calls[i])
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
+
     @_guard("ping")
     async def ping(self) -> None:
         await self._r.ping()
@@ -139,14 +172,7 @@ class RedisBroker(Broker):
     # --- producing -------------------------------------------------------------
     @_guard("submit")
     async def enqueue(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
-        calls = _submit_calls(jobs, watch)
-        if len(calls) == 1:
-            await self._s["submit"](*calls[0])
-            return
-        async with self._r.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                await self._s["submit"](keys, args, client=pipe)
-            await pipe.execute()
+        await self._calls("submit", _submit_calls(jobs, watch))
 
     def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
         if self._sync_submit is None:
@@ -161,7 +187,13 @@ class RedisBroker(Broker):
     # --- consuming -------------------------------------------------------------
     @_guard("dequeue")
     async def dequeue(
-        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter | None = None
+        self,
+        routing_keys: Sequence[str],
+        count: int,
+        lease_s: float,
+        worker_id: str,
+        only: JobFilter | None = None,
+        offer: Offer | None = None,
     ) -> list[Delivery]:
         if only is not None and (only.priorities or only.names):
             return await self._dequeue_filtered(routing_keys, count, lease_s, worker_id, only)
@@ -172,10 +204,12 @@ class RedisBroker(Broker):
                 break
             now = time.time()
             p = _prefix(rk)
-            raw = await self._s["dequeue"](
-                [p + "ready", p + "leases", p + "signal"],
-                [p, want, _ms(now), _ms(now + lease_s), worker_id],
-            )
+            keys = [p + "ready", p + "leases", p + "signal"]
+            args: list[Any] = [p, want, _ms(now), _ms(now + lease_s), worker_id]
+            if offer is not None:
+                keys += (p + "idle", f"{p}inbox:{offer.worker_id}")
+                args += (_offer_member(offer), _ms(now + MAX_BLOCK_S + OFFER_SLACK_S))
+            raw = await self._s["dequeue"](keys, args)
             for i in range(0, len(raw), 4):
                 out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
         return out
@@ -202,9 +236,33 @@ class RedisBroker(Broker):
         return out
 
     @_guard("wait for work")
-    async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
+    async def wait_for_work(
+        self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
+    ) -> list[Delivery]:
         keys = [_prefix(rk) + "signal" for rk in routing_keys]
-        await self._rb.blpop(keys, timeout=max(0.01, min(timeout_s, MAX_BLOCK_S)))
+        inboxes = {} if offer is None else {f"{_prefix(rk)}inbox:{offer.worker_id}": rk for rk in routing_keys}
+        got = cast(
+            "tuple[bytes, bytes] | None",
+            await self._rb.blpop([*inboxes, *keys], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S))),
+        )
+        rk = None if got is None else inboxes.get(got[0].decode())
+        if got is None or rk is None:
+            return []
+        deadline, delivery = _handed(rk, got[1])
+        if deadline <= _ms(time.time()):  # its lease ran out first: the scheduler gives it back
+            logger.warning("job %s was handed over after its lease ended; leaving it to the scheduler", delivery.id)
+            return []
+        return [delivery]
+
+    @_guard("withdraw")
+    async def withdraw(self, routing_keys: Sequence[str], offer: Offer) -> list[Delivery]:
+        member = _offer_member(offer)
+        out = []
+        for rk in routing_keys:
+            p = _prefix(rk)
+            for raw in await self._s["withdraw"]([p + "idle", f"{p}inbox:{offer.worker_id}"], [member]):
+                out.append(_handed(rk, raw)[1])
+        return out
 
     @_guard("ack")
     async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
@@ -270,14 +328,12 @@ class RedisBroker(Broker):
         if not rks:
             return report
         now_ms = _ms(time.time())
-        async with self._r.pipeline(transaction=False) as pipe:
-            for rk in rks:
-                p = _prefix(rk)
-                keys = [p + k for k in ("ready", "scheduled", "leases", "dead", "signal", "finished")]
-                await self._s["tick"](
-                    keys, [p, now_ms, TICK_LIMIT, max_deliveries, max(1, _ms(failed_ttl_s)), 86_400_000], client=pipe
-                )
-            results = await pipe.execute()
+        args = [now_ms, TICK_LIMIT, max_deliveries, max(1, _ms(failed_ttl_s)), 86_400_000]
+        calls: list[tuple[list[str], list[Any]]] = []
+        for rk in rks:
+            p = _prefix(rk)
+            calls.append(([p + k for k in ("ready", "scheduled", "leases", "dead", "signal", "finished")], [p, *args]))
+        results = await self._calls("tick", calls)
         for moved, recovered, lost, next_due in results:
             report.moved += moved
             report.recovered += recovered
@@ -475,11 +531,8 @@ class RedisBroker(Broker):
     @_guard("queue stats")
     async def queue_stats(self) -> list[QueueStats]:
         rks = await self._routing_keys()
-        async with self._r.pipeline(transaction=False) as pipe:
-            for rk in rks:
-                p = _prefix(rk)
-                await self._s["stats"]([p + "ready", p + "scheduled", p + "leases", p + "dead"], [], client=pipe)
-            results = await pipe.execute()
+        keys = ("ready", "scheduled", "leases", "dead")
+        results = await self._calls("stats", [([_prefix(rk) + k for k in keys], ()) for rk in rks])
         stats = []
         for rk, res in zip(rks, results, strict=True):
             by_prio = {int(res[i]): int(res[i + 1]) for i in range(4, len(res), 2)}
@@ -500,8 +553,21 @@ def _submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[
     calls = []
     for args in by_rk.values():
         p = args[0]
-        calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE], args))
+        calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE, p + "idle", p + "leases"], args))
     return calls
+
+
+def _offer_member(offer: Offer) -> str:
+    """An offer in the idle set: ``lease_ms|worker_id`` (hand_off leases for lease_ms)."""
+    return f"{_ms(offer.lease_s)}|{offer.worker_id}"
+
+
+def _handed(rk: str, raw: bytes) -> tuple[int, Delivery]:
+    """A job handed over by submit (``hand_off`` in _lib.lua): its lease deadline (ms) and
+    the delivery (first delivery of a new job: no attempts yet, token 1)."""
+    deadline, id_len, rest = raw.split(b"|", 2)
+    n = int(id_len)
+    return int(deadline), Delivery(rest[:n].decode(), rk, rest[n:], 0, 1)
 
 
 def _schedule_key(schedule_id: str) -> str:

@@ -18,6 +18,7 @@ from bananas.brokers.base import (
     JobFilter,
     Lease,
     LeaseState,
+    Offer,
     Outcome,
     QueueStats,
     ScheduleState,
@@ -118,7 +119,13 @@ class SQLiteBroker(Broker):
 
     # --- consuming -------------------------------------------------------------
     async def dequeue(
-        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter | None = None
+        self,
+        routing_keys: Sequence[str],
+        count: int,
+        lease_s: float,
+        worker_id: str,
+        only: JobFilter | None = None,
+        offer: Offer | None = None,  # no hand-off here: offers are ignored
     ) -> list[Delivery]:
         if count <= 0 or not routing_keys:
             return []
@@ -134,10 +141,16 @@ class SQLiteBroker(Broker):
             cf.add_done_callback(functools.partial(_give_back, engine))
             raise
 
-    async def wait_for_work(self, routing_keys: Sequence[str], timeout_s: float) -> None:
+    async def wait_for_work(
+        self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
+    ) -> list[Delivery]:
         keys = list(routing_keys)
         topics = [work_topic(rk) for rk in keys]
         await self._wait("wait for work", topics, functools.partial(ops.has_work, routing_keys=keys), timeout_s)
+        return []  # no hand-off: a woken worker dequeues
+
+    async def withdraw(self, routing_keys: Sequence[str], offer: Offer) -> list[Delivery]:
+        return []
 
     async def ack(self, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
         if not outcomes:

@@ -36,3 +36,27 @@ local function notify_waiter(prefix, id)
   redis.call('LPUSH', prefix .. 'notify:' .. id, 1)
   redis.call('EXPIRE', prefix .. 'notify:' .. id, 300)
 end
+
+-- Hand a ready job straight to an idle worker that offered to take one (offer.lua):
+-- lease it as dequeue.lua would and push "deadline_ms|#id|" .. id .. body onto the worker's inbox,
+-- which the worker is blocked on. Takes the freshest live offer; returns false when
+-- none is left. Offers expire, so a worker that died while idle gets at most one job
+-- (recovered when its lease runs out).
+local function hand_off(prefix, idle_key, leases_key, jk, id, body, now)
+  local offer = redis.call('ZREVRANGEBYSCORE', idle_key, '+inf', now, 'LIMIT', 0, 1)[1]
+  if offer == nil then
+    redis.call('ZREMRANGEBYSCORE', idle_key, '-inf', now)
+    return false
+  end
+  redis.call('ZREM', idle_key, offer)
+  local sep = string.find(offer, '|', 1, true)
+  local worker = string.sub(offer, sep + 1)
+  local deadline = now + tonumber(string.sub(offer, 1, sep - 1))
+  redis.call('HSET', jk, 'status', 'processing', 'started_at', now, 'worker', worker, 'deliveries', 1,
+    'unacked', 1)
+  redis.call('ZADD', leases_key, deadline, id)
+  local inbox = prefix .. 'inbox:' .. worker
+  redis.call('RPUSH', inbox, string.format('%.0f|%d|', deadline, #id) .. id .. body)
+  redis.call('PEXPIRE', inbox, deadline - now)
+  return true
+end

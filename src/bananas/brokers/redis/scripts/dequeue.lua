@@ -1,14 +1,51 @@
--- Take up to COUNT ready jobs (highest priority first, FIFO within one) and lease them.
--- When fewer than COUNT were ready the signal list is cleared in the same step, so a
--- worker that then blocks on it wakes only for jobs that arrive after this call.
--- KEYS: 1 ready, 2 leases, 3 signal
--- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id
+-- Take up to COUNT jobs and lease them: first those submit handed to this worker (its
+-- inbox, see hand_off), then ready ones (highest priority first, FIFO within one). When
+-- fewer than COUNT were found the signal list is cleared in the same step, so a worker
+-- that then blocks on it wakes only for jobs that arrive after this call; and with an
+-- offer the worker offers to have the next job handed to it (atomic with finding `ready`
+-- empty, so no job slips in between).
+-- KEYS: 1 ready, 2 leases, 3 signal, 4 idle offers, 5 this worker's inbox
+-- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id,
+--       6 offer ("lease_ms|worker_id", or "" for none), 7 offer deadline (ms)
 -- Per job one HMGET and one HSET: the counters are incremented here rather than with
 -- HINCRBY (the script is atomic, so read-then-write is as safe and two calls cheaper).
-local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[2])
-if #popped / 2 < tonumber(ARGV[2]) then redis.call('DEL', KEYS[3]) end
+local count = tonumber(ARGV[2])
 local out = {}
 local leases = {}
+
+local function lease(id, body, attempts, token)
+  leases[#leases + 1] = ARGV[4]
+  leases[#leases + 1] = id
+  if #leases >= 1000 then  -- unpack() has a stack limit: one ZADD per 500 leases
+    redis.call('ZADD', KEYS[2], unpack(leases))
+    leases = {}
+  end
+  out[#out + 1] = id
+  out[#out + 1] = body
+  out[#out + 1] = attempts
+  out[#out + 1] = token
+end
+
+-- Handed jobs ("deadline|#id|" .. id .. body) are leased already: take those still held
+-- by their first delivery to this worker (a lease that ran out was given back meanwhile).
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
+  local handed = redis.call('LRANGE', KEYS[5], 0, count - 1)
+  redis.call('LTRIM', KEYS[5], #handed, -1)
+  for _, entry in ipairs(handed) do
+    local id_len, at = string.match(entry, '^%d+|(%d+)|()')
+    local id = string.sub(entry, at, at + id_len - 1)
+    local cur = redis.call('HMGET', ARGV[1] .. 'job:' .. id, 'status', 'deliveries', 'worker')
+    if cur[1] == 'processing' and cur[2] == '1' and cur[3] == ARGV[5] then
+      lease(id, string.sub(entry, at + id_len), 0, 1)
+    end
+  end
+end
+
+local popped = redis.call('ZPOPMIN', KEYS[1], count - #out / 4)
+if #out / 4 + #popped / 2 < count then
+  redis.call('DEL', KEYS[3])
+  if ARGV[6] and ARGV[6] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6]) end
+end
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = ARGV[1] .. 'job:' .. id
@@ -18,16 +55,7 @@ for i = 1, #popped, 2 do
     local d = (tonumber(cur[4]) or 0) + 1
     redis.call('HSET', jk, 'status', 'processing', 'started_at', ARGV[3], 'worker', ARGV[5],
       'deliveries', d, 'unacked', (tonumber(cur[5]) or 0) + 1)
-    leases[#leases + 1] = ARGV[4]
-    leases[#leases + 1] = id
-    if #leases >= 1000 then  -- unpack() has a stack limit: one ZADD per 500 leases
-      redis.call('ZADD', KEYS[2], unpack(leases))
-      leases = {}
-    end
-    out[#out + 1] = id
-    out[#out + 1] = cur[2]
-    out[#out + 1] = cur[3] or 0
-    out[#out + 1] = d
+    lease(id, cur[2], cur[3] or 0, d)
   end
 end
 if #leases > 0 then redis.call('ZADD', KEYS[2], unpack(leases)) end

@@ -1,14 +1,18 @@
 -- Store jobs and make them ready or scheduled. One call per batch.
--- KEYS: 1 ready, 2 scheduled, 3 signal, 4 routing-key set, 5 scheduler wake list
+-- KEYS: 1 ready, 2 scheduled, 3 signal, 4 routing-key set, 5 scheduler wake list,
+--       6 idle offers, 7 leases (6 and 7 default to the routing key's own)
 -- ARGV: 1 key prefix "bananas:{rk}:", 2 routing key, 3 now (ms), 4 watch (0|1),
 --       then per job: id, body, priority, run_at (ms, 0 = now), name
 -- Per job one EXISTS and one HSET; in a batch, ready ids go to `ready` and their name
 -- index with one ZADD per 500 jobs (a batch usually has one priority and one name, so
--- scores and index keys are computed once).
+-- scores and index keys are computed once). While idle workers have offered to take
+-- jobs (offer.lua), ready jobs are handed straight to them instead (hand_off).
 local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
 local ready_n, earliest = 0, nil
 local scores, ready, by_name = {}, {}, {}
 local single = #ARGV == 9  -- one job: no batching tables (a tenth of a one-job call)
+local idle_key, leases_key = KEYS[6] or prefix .. 'idle', KEYS[7] or prefix .. 'leases'
+local offers = redis.call('EXISTS', idle_key) == 1
 
 -- Add to a pending ZADD of `key`, sent when it holds 500 members (unpack()'s stack limit).
 local function zadd_later(pending, key, score, id)
@@ -33,8 +37,12 @@ for i = 5, #ARGV, 5 do
       if earliest == nil or run_at < earliest then earliest = run_at end
     else
       redis.call('HSET', jk, 'body', ARGV[i + 1], 'status', 'pending', 'prio', prio, 'name', name)
-      if single then
+      if offers then offers = hand_off(prefix, idle_key, leases_key, jk, id, ARGV[i + 1], now) end
+      if offers then
+        -- handed to a worker: neither ready nor a wake-up token
+      elseif single then
         ready_add(prefix, KEYS[1], id, ready_score(prio, now), name)
+        ready_n = ready_n + 1
       else
         local score = scores[prio]
         if score == nil then
@@ -48,8 +56,8 @@ for i = 5, #ARGV, 5 do
           by_name[name] = index
         end
         zadd_later(index, prefix .. 'ready:name:' .. name, score, id)
+        ready_n = ready_n + 1
       end
-      ready_n = ready_n + 1
     end
     if watch then redis.call('HSET', jk, 'watch', 1) end
   end
