@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bananas.cli.observe import supervise, supervisor_env, with_metrics_port, worker_middleware
+from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
 from bananas.cli.options import BadInput, build_settings, load_app, url_option
 from bananas.cli.scheduler import run_scheduler
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
@@ -144,11 +144,13 @@ def worker(
     settings = with_metrics_port(settings, metrics_port)
     app.configure(settings)
     w = settings.worker
-    if w.mode == "scheduler-only":
-        asyncio.run(run_scheduler(settings, app=app))
-    elif processes is not None:
+    if processes is not None and w.mode != "scheduler-only":
+        # every child is a `bananas worker` of its own and sets up its own tracing
         env = supervisor_env(settings, os.environ)
         supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env)
         ctx.exit(asyncio.run(supervise(supervisor, settings)))
-    else:
-        asyncio.run(run_worker(app, settings, middleware=worker_middleware(settings, os.environ)))
+    with tracing(settings):
+        if w.mode == "scheduler-only":
+            asyncio.run(run_scheduler(settings, app=app))
+        else:
+            asyncio.run(run_worker(app, settings, middleware=worker_middleware(settings, os.environ)))
