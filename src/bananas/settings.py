@@ -104,6 +104,15 @@ class ObservabilitySettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    """Where ``bananas dashboard`` listens: BANANAS_DASHBOARD_HOST, BANANAS_DASHBOARD_PORT
+    (``--host``, ``--port``). Port 0 picks a free one."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable, in sections."""
 
@@ -115,6 +124,7 @@ class Settings:
     log_format: str = "text"
     logs: LogSettings = field(default_factory=LogSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -152,6 +162,10 @@ class Settings:
             log_format=(env.text("LOG_FORMAT") or "text").lower(),
             logs=_log_settings(env),
             observability=_observability_settings(env, environ),
+            dashboard=DashboardSettings(
+                host=env.text("BANANAS_DASHBOARD_HOST") or DashboardSettings.host,
+                port=env.integer("BANANAS_DASHBOARD_PORT", DashboardSettings.port),
+            ),
         )
         settings.validate()
         return settings
@@ -207,6 +221,8 @@ def _validate_observability(settings: Settings) -> None:
     port = settings.observability.metrics_port
     if port is not None and not 0 <= port <= 65535:
         raise ConfigurationError(f"BANANAS_METRICS_PORT must be 0..65535, got {port}")
+    if not 0 <= settings.dashboard.port <= 65535:
+        raise ConfigurationError(f"BANANAS_DASHBOARD_PORT must be 0..65535, got {settings.dashboard.port}")
 
 
 def _log_settings(env: _Env) -> LogSettings:

@@ -8,6 +8,7 @@ import click
 
 from bananas import __version__
 from bananas.cli.bench import bench
+from bananas.cli.dashboard import dashboard
 from bananas.cli.demo import demo
 from bananas.cli.dlq import dlq
 from bananas.cli.health import health
@@ -47,7 +48,7 @@ def main() -> None:
     """
 
 
-for _command in (worker, scheduler, schedules, submit, job, jobs, dlq, queues, demo, bench, health):
+for _command in (worker, scheduler, schedules, submit, job, jobs, dlq, queues, dashboard, demo, bench, health):
     main.add_command(_command)
 
 __all__ = ["main"]
