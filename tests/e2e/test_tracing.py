@@ -163,6 +163,11 @@ def test_spans_are_flushed_when_a_supervised_worker_stops(
             {"OTEL_SERVICE_NAME": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
             "pip install opentelemetry-exporter-otlp-proto-grpc",
         ),
+        (  # checked once by the supervisor, not by children restarted forever
+            ["worker", "--app", "tests.e2e.app:app", "--processes", "2"],
+            {"OTEL_TRACES_EXPORTER": "otlp,zipkin"},
+            "unknown exporter 'zipkin'",
+        ),
     ],
 )
 def test_bad_tracing_configuration_is_a_one_line_error(command: list[str], env: dict[str, str], message: str) -> None:

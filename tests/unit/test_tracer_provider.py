@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from bananas import ConfigurationError, MissingDependencyError, Settings
 from bananas.observability.tracer_provider import (
     build_tracer_provider,
+    check_tracing,
     exporter_names,
     otlp_endpoint,
     otlp_protocol,
@@ -112,3 +113,12 @@ def test_setup_installs_a_provider_over_the_proxy(monkeypatch: pytest.MonkeyPatc
     assert provider is not None and installed == [provider]
     assert provider.resource.attributes["service.name"] == "svc"
     provider.shutdown()
+
+
+def test_check_tracing_raises_what_setup_would() -> None:
+    env = {"OTEL_SERVICE_NAME": "svc", "OTEL_TRACES_EXPORTER": "otlp,bogus"}
+    with pytest.raises(ConfigurationError, match="'bogus'"):
+        check_tracing(Settings.from_env(env), env)
+    check_tracing(Settings.from_env({}), {"OTEL_TRACES_EXPORTER": "bogus"})  # tracing off: not looked at
+    ok = {"OTEL_SERVICE_NAME": "svc", "OTEL_TRACES_EXPORTER": "console,otlp"}
+    check_tracing(Settings.from_env(ok), ok)

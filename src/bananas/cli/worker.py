@@ -13,6 +13,7 @@ import click
 from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
 from bananas.cli.options import BadInput, build_settings, load_app, url_option
 from bananas.cli.scheduler import run_scheduler
+from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
 from bananas.worker.supervisor import Supervisor
 from bananas.worker.worker import run_worker
@@ -145,7 +146,7 @@ def worker(
     app.configure(settings)
     w = settings.worker
     if processes is not None and w.mode != "scheduler-only":
-        # every child is a `bananas worker` of its own and sets up its own tracing
+        check_tracing(settings, os.environ)  # each child sets up its own; a bad setting fails here, once
         env = supervisor_env(settings, os.environ)
         supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env)
         ctx.exit(asyncio.run(supervise(supervisor, settings)))

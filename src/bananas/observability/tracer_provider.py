@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bananas.errors import ConfigurationError, MissingDependencyError
@@ -91,8 +91,8 @@ def build_tracer_provider(environ: Mapping[str, str]) -> TracerProvider:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    names = exporter_names(environ)
-    exporters = [(name, _exporter(name, environ)) for name in names if name != "none"]
+    factories = {name: _exporter_factory(name, environ) for name in exporter_names(environ) if name != "none"}
+    exporters = [(name, make()) for name, make in factories.items()]
     provider = TracerProvider(resource=Resource.create(resource_attributes(environ)))
     for _, exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -100,6 +100,25 @@ def build_tracer_provider(environ: Mapping[str, str]) -> TracerProvider:
     described = ", ".join(_describe(name, environ) for name, _ in exporters) or "none"
     logger.info("tracing: service %s, exporting spans to %s", service, described, extra={"component": "tracing"})
     return provider
+
+
+def check_tracing(settings: Settings, environ: Mapping[str, str]) -> None:
+    """Check, without installing anything, what ``setup_tracing`` would build (a
+    supervisor checks once rather than restarting children that fail the same way).
+
+    Raises:
+        ConfigurationError: an unknown exporter or OTLP protocol.
+        MissingDependencyError: the chosen exporter's package is not installed.
+    """
+    if not settings.observability.tracing or _true(environ.get("OTEL_SDK_DISABLED")):
+        return
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        return
+    for name in exporter_names(environ):
+        if name != "none":
+            _exporter_factory(name, environ)
 
 
 def shutdown_tracing(provider: TracerProvider) -> None:
@@ -168,11 +187,12 @@ def resource_attributes(environ: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
-def _exporter(name: str, environ: Mapping[str, str]) -> SpanExporter:
+def _exporter_factory(name: str, environ: Mapping[str, str]) -> Callable[[], SpanExporter]:
+    """What builds exporter ``name``, checked (protocol, package) but not yet built."""
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter()
+        return ConsoleSpanExporter
     protocol = otlp_protocol(environ)
     endpoint = otlp_endpoint(environ, protocol)
     if protocol == "grpc":
@@ -185,13 +205,12 @@ def _exporter(name: str, environ: Mapping[str, str]) -> SpanExporter:
                 "OTLP over gRPC needs its exporter: pip install opentelemetry-exporter-otlp-proto-grpc "
                 "(or unset OTEL_EXPORTER_OTLP_PROTOCOL to export over HTTP)"
             ) from None
-        exporter: SpanExporter = GRPCExporter(endpoint=endpoint)
-        return exporter
+        return lambda: GRPCExporter(endpoint=endpoint)  # type: ignore[no-any-return,unused-ignore]
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
         raise MissingDependencyError(f"OTLP over HTTP needs its exporter: {_OTEL_EXTRA}") from None
-    return OTLPSpanExporter(endpoint=endpoint)
+    return lambda: OTLPSpanExporter(endpoint=endpoint)
 
 
 def _describe(name: str, environ: Mapping[str, str]) -> str:
@@ -206,4 +225,4 @@ def _true(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-__all__ = ["build_tracer_provider", "setup_tracing", "shutdown_tracing"]
+__all__ = ["build_tracer_provider", "check_tracing", "setup_tracing", "shutdown_tracing"]
