@@ -95,7 +95,9 @@ class ObservabilitySettings:
 
     ``metrics_port`` (BANANAS_METRICS_PORT, ``--metrics-port``): serve /metrics, /health
     and /ready there. ``tracing`` (BANANAS_TRACING): OpenTelemetry spans; by default on
-    when any standard OTEL_* variable is set (and OTEL_SDK_DISABLED is not true).
+    when any standard OTEL_* variable is set (and OTEL_SDK_DISABLED is not true). The CLI
+    then also sets up an SDK tracer provider unless the app has one
+    (``bananas.observability.tracer_provider``).
     """
 
     metrics_port: int | None = None

@@ -44,7 +44,8 @@ def main() -> None:
 
     Every command takes --url; without it BANANAS_URL, then REDIS_URL, then the
     embedded sqlite:///bananas.db is used. LOG_LEVEL and LOG_FORMAT (text, json) set up
-    logging.
+    logging; the standard OTEL_* variables turn on tracing and, with bananas[otel],
+    exporting spans (docs/OBSERVABILITY.md).
     """
 
 
