@@ -36,7 +36,17 @@ def require_redis() -> None:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        prefixes = ("WORKER_", "SCHEDULER_", "ENABLE_", "JOB_", "MAX_RETRIES", "LOG_", "OTEL_", "BANANAS_METRICS")
+        prefixes = (
+            "WORKER_",
+            "SCHEDULER_",
+            "ENABLE_",
+            "JOB_",
+            "MAX_RETRIES",
+            "LOG_",
+            "OTEL_",
+            "BANANAS_METRICS",
+            "BANANAS_DASHBOARD",
+        )
         if name in ("BANANAS_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "BANANAS_TRACING") or name.startswith(
             prefixes
         ):

@@ -95,12 +95,23 @@ class ObservabilitySettings:
 
     ``metrics_port`` (BANANAS_METRICS_PORT, ``--metrics-port``): serve /metrics, /health
     and /ready there. ``tracing`` (BANANAS_TRACING): OpenTelemetry spans; by default on
-    when any standard OTEL_* variable is set (and OTEL_SDK_DISABLED is not true).
+    when any standard OTEL_* variable is set (and OTEL_SDK_DISABLED is not true). The CLI
+    then also sets up an SDK tracer provider unless the app has one
+    (``bananas.observability.tracer_provider``).
     """
 
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
     tracing: bool = False
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    """Where ``bananas dashboard`` listens: BANANAS_DASHBOARD_HOST, BANANAS_DASHBOARD_PORT
+    (``--host``, ``--port``). Port 0 picks a free one."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ class Settings:
     log_format: str = "text"
     logs: LogSettings = field(default_factory=LogSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -152,6 +164,10 @@ class Settings:
             log_format=(env.text("LOG_FORMAT") or "text").lower(),
             logs=_log_settings(env),
             observability=_observability_settings(env, environ),
+            dashboard=DashboardSettings(
+                host=env.text("BANANAS_DASHBOARD_HOST") or DashboardSettings.host,
+                port=env.integer("BANANAS_DASHBOARD_PORT", DashboardSettings.port),
+            ),
         )
         settings.validate()
         return settings
@@ -207,6 +223,8 @@ def _validate_observability(settings: Settings) -> None:
     port = settings.observability.metrics_port
     if port is not None and not 0 <= port <= 65535:
         raise ConfigurationError(f"BANANAS_METRICS_PORT must be 0..65535, got {port}")
+    if not 0 <= settings.dashboard.port <= 65535:
+        raise ConfigurationError(f"BANANAS_DASHBOARD_PORT must be 0..65535, got {settings.dashboard.port}")
 
 
 def _log_settings(env: _Env) -> LogSettings:

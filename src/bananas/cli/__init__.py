@@ -8,6 +8,7 @@ import click
 
 from bananas import __version__
 from bananas.cli.bench import bench
+from bananas.cli.dashboard import dashboard
 from bananas.cli.demo import demo
 from bananas.cli.dlq import dlq
 from bananas.cli.health import health
@@ -43,11 +44,12 @@ def main() -> None:
 
     Every command takes --url; without it BANANAS_URL, then REDIS_URL, then the
     embedded sqlite:///bananas.db is used. LOG_LEVEL and LOG_FORMAT (text, json) set up
-    logging.
+    logging; the standard OTEL_* variables turn on tracing and, with bananas[otel],
+    exporting spans (docs/OBSERVABILITY.md).
     """
 
 
-for _command in (worker, scheduler, schedules, submit, job, jobs, dlq, queues, demo, bench, health):
+for _command in (worker, scheduler, schedules, submit, job, jobs, dlq, queues, dashboard, demo, bench, health):
     main.add_command(_command)
 
 __all__ = ["main"]

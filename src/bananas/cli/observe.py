@@ -1,18 +1,22 @@
-"""Metrics, health and tracing for worker processes started from the command line.
+"""Metrics, health and tracing for processes started from the command line.
 
 ``--metrics-port N`` (BANANAS_METRICS_PORT) serves ``/metrics``, ``/health`` and
 ``/ready``. With ``--processes P`` the supervisor serves them: every child writes its
 counters into a shared ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor adds them up.
+``tracing(settings)`` sets up OpenTelemetry from the ``OTEL_*`` variables for the
+duration of a command (each supervised child sets up its own).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from bananas import brokers
@@ -25,6 +29,26 @@ logger = logging.getLogger(__name__)
 
 #: The variable prometheus-client reads (at import) to write metrics to files.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def tracing(settings: Settings) -> Iterator[None]:
+    """Zero-configuration tracing around a command: install a tracer provider and
+    exporters when the settings turn tracing on and the app set none, and flush them when
+    the block ends (a worker stopped by SIGTERM leaves it normally).
+
+    Raises:
+        ConfigurationError: a bad ``OTEL_TRACES_EXPORTER`` or OTLP protocol.
+        MissingDependencyError: the exporter's package is missing.
+    """
+    from bananas.observability.tracer_provider import setup_tracing, shutdown_tracing
+
+    provider = setup_tracing(settings, os.environ)
+    try:
+        yield
+    finally:
+        if provider is not None:
+            shutdown_tracing(provider)
 
 
 def with_metrics_port(settings: Settings, port: int | None) -> Settings:
@@ -127,4 +151,4 @@ def _gauge(registry: object, name: str) -> float | None:
     return max(values) if values else None
 
 
-__all__ = ["MULTIPROC_ENV", "supervise", "supervisor_env", "with_metrics_port", "worker_middleware"]
+__all__ = ["MULTIPROC_ENV", "supervise", "supervisor_env", "tracing", "with_metrics_port", "worker_middleware"]

@@ -12,6 +12,7 @@ import click
 
 from bananas import brokers
 from bananas.app import Bananas
+from bananas.cli.observe import tracing
 from bananas.cli.options import build_settings, load_app, safe_url, url_option
 from bananas.job import new_id
 from bananas.scheduler import Scheduler
@@ -63,4 +64,5 @@ def scheduler(app_ref: str | None, url: str | None) -> None:
     settings = build_settings(url, app)
     if app is not None:
         app.configure(settings)
-    asyncio.run(run_scheduler(settings, app=app))
+    with tracing(settings):
+        asyncio.run(run_scheduler(settings, app=app))

@@ -7,8 +7,10 @@ from typing import Any
 
 import click
 
+from bananas.cli.observe import tracing
 from bananas.cli.options import BadInput, build_settings, load_app, url_option
 from bananas.client import Client
+from bananas.observability import default_middleware
 
 
 def parse_payload(text: str) -> dict[str, Any]:
@@ -54,7 +56,8 @@ def submit(
     data = parse_payload(payload)
     app = load_app(app_ref) if app_ref else None
     settings = build_settings(url, app)
-    with Client(settings.url, settings=settings, app=app) as client:
+    middleware = None if app is not None else default_middleware(settings)  # an app brings its own
+    with tracing(settings), Client(settings.url, settings=settings, app=app, middleware=middleware) as client:
         job_id = client.submit(
             name, data, priority=priority, routing_key=routing_key, delay=delay,
             max_retries=max_retries, timeout=timeout, description=description,

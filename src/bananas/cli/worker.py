@@ -10,9 +10,10 @@ from typing import Any
 
 import click
 
-from bananas.cli.observe import supervise, supervisor_env, with_metrics_port, worker_middleware
+from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
 from bananas.cli.options import BadInput, build_settings, load_app, url_option
 from bananas.cli.scheduler import run_scheduler
+from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
 from bananas.worker.supervisor import Supervisor
 from bananas.worker.worker import run_worker
@@ -144,11 +145,13 @@ def worker(
     settings = with_metrics_port(settings, metrics_port)
     app.configure(settings)
     w = settings.worker
-    if w.mode == "scheduler-only":
-        asyncio.run(run_scheduler(settings, app=app))
-    elif processes is not None:
+    if processes is not None and w.mode != "scheduler-only":
+        check_tracing(settings, os.environ)  # each child sets up its own; a bad setting fails here, once
         env = supervisor_env(settings, os.environ)
         supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env)
         ctx.exit(asyncio.run(supervise(supervisor, settings)))
-    else:
-        asyncio.run(run_worker(app, settings, middleware=worker_middleware(settings, os.environ)))
+    with tracing(settings):
+        if w.mode == "scheduler-only":
+            asyncio.run(run_scheduler(settings, app=app))
+        else:
+            asyncio.run(run_worker(app, settings, middleware=worker_middleware(settings, os.environ)))

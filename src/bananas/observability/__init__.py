@@ -1,5 +1,6 @@
-"""Observability: structured logs (``logs``), metrics (``metrics``), health (``health``)
-and OpenTelemetry tracing (``tracing``). Importing this package imports none of them."""
+"""Observability: structured logs (``logs``), metrics (``metrics``), health (``health``),
+OpenTelemetry tracing (``tracing``: the middleware; ``tracer_provider``: the SDK set-up the
+CLI does from ``OTEL_*``). Importing this package imports none of them."""
 
 from __future__ import annotations
 

@@ -7,8 +7,10 @@ Spans: ``bananas.submit`` (producer, in the submitting process), ``bananas.deque
 continues in the worker. Every attempt is a child of the submit span; a retry also
 carries a link to it (``bananas.link = retry_of``) and its attempt number.
 
-Nothing is configured here: the tracer provider, exporter and sampler are whatever the
-application (or ``opentelemetry-instrument`` and the standard ``OTEL_*`` variables) set up.
+Nothing is configured here: spans go to the global tracer provider (or the one passed
+in). The application, ``opentelemetry-instrument``, or, for processes started by the
+``bananas`` command when neither did, ``bananas.observability.tracer_provider`` (from the
+standard ``OTEL_*`` variables) installs it.
 """
 
 from __future__ import annotations
