@@ -79,7 +79,7 @@ def worker_live(worker: Worker) -> Response:
         "worker_id": worker.id,
         "fetch_stalled_s": round(stalled, 3),
         "fetch_restarts": worker.fetch_restarts,
-        "running": len(worker._held),
+        "running": worker.busy,
         "concurrency": worker.settings.worker.concurrency,
         "processed": worker.processed,
         "uptime_s": round(time.time() - worker.started_at, 3),

@@ -120,7 +120,7 @@ async def collect_snapshot(
     failed = len(finished) - completed
     running = [w for w in workers if not w._stopping]
     capacity = sum(w.settings.worker.concurrency for w in running)
-    busy = sum(len(w._held) for w in running)
+    busy = sum(w.busy for w in running)
     return MetricsSnapshot(
         taken_at=now,
         uptime_s=now - started_at,
@@ -154,7 +154,7 @@ async def collect_snapshot(
             {
                 "id": w.id,
                 "concurrency": w.settings.worker.concurrency,
-                "running": len(w._held),
+                "running": w.busy,
                 "processed": w.processed,
                 "uptime_s": now - w.started_at,
             }
@@ -319,7 +319,7 @@ class PrometheusMiddleware(Middleware):
     def refresh(self, worker: Worker) -> None:
         """Update the gauges sampled from the worker's state."""
         concurrency = worker.settings.worker.concurrency
-        self.utilisation.set(len(worker._held) / concurrency)
+        self.utilisation.set(worker.busy / concurrency)
         self.fetch_lag.set(max(0.0, time.monotonic() - worker.last_fetch))
         self.fetch_restarts.set(worker.fetch_restarts)
         scheduler = worker.scheduler

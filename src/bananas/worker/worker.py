@@ -93,6 +93,8 @@ class Worker:
         self.processed = 0
         self.duplicates = 0
         self._held: dict[str, _Held] = {}
+        #: outcomes handed to the ack loop whose jobs are still held (not stored yet).
+        self._outcomes = 0
         self._acks: list[Outcome] = []
         self._progress: dict[str, tuple[str, str, float]] = {}
         self._stopping = False
@@ -191,7 +193,10 @@ class Worker:
         idle = Backoff(cap_s=0.5)
         while not self._stopping:
             self.last_fetch = time.monotonic()
-            free = w.concurrency - len(self._held)
+            # A slot is free once its job has an outcome: the next jobs run while the ack
+            # of the last ones is in flight. Held jobs (running + awaiting their ack) stay
+            # within twice the concurrency, however slow the acks.
+            free = min(w.concurrency - self.busy, 2 * w.concurrency - len(self._held))
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
@@ -262,7 +267,7 @@ class Worker:
     @property
     def fetch_stalled_s(self) -> float:
         """Seconds the fetch loop has been stuck with free slots (0 when it is healthy)."""
-        if self._stopping or len(self._held) >= self.settings.worker.concurrency:
+        if self._stopping or self.busy >= self.settings.worker.concurrency:
             return 0.0
         return max(0.0, time.monotonic() - self.last_fetch - IDLE_BLOCK_S)
 
@@ -295,7 +300,14 @@ class Worker:
                 d.id, d.routing_key, d.token, "retry", d.attempts + 1, error=repr(exc), retry_at=time.time() + 1
             )
         self._acks.append(outcome)
+        self._outcomes += 1
         self._ack_wanted.set()
+        self._slot_free.set()
+
+    @property
+    def busy(self) -> int:
+        """Jobs this worker is running (held, with no outcome yet)."""
+        return len(self._held) - self._outcomes
 
     # --- acknowledging -------------------------------------------------------------
     async def _ack_loop(self) -> None:
@@ -324,6 +336,7 @@ class Worker:
                     logger.warning("could not store %d outcomes, retrying in %.2f s: %s", len(batch), delay, exc)
                     await asyncio.sleep(delay)
             backoff.reset()
+            self._outcomes -= len(batch)
             for outcome, ok in zip(batch, accepted, strict=True):
                 self._held.pop(outcome.id, None)
                 if self.middleware is not None:

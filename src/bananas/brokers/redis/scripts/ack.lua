@@ -6,6 +6,14 @@
 -- Returns 1 (stored) or 0 (refused) per outcome, in that order.
 local prefix, now = ARGV[1], ARGV[2]
 local res = {}
+-- Lease releases and `finished` entries go out in one ZREM / ZADD per 500 jobs.
+local released, finished = {}, {}
+
+local function flush()
+  if #released > 0 then redis.call('ZREM', KEYS[1], unpack(released)) end
+  if #finished > 0 then redis.call('ZADD', KEYS[4], unpack(finished)) end
+  released, finished = {}, {}
+end
 
 -- The job's hash key and watch flag when this delivery still holds it, else nil.
 local function held(id, token)
@@ -15,7 +23,8 @@ local function held(id, token)
     res[#res + 1] = 0
     return nil
   end
-  redis.call('ZREM', KEYS[1], id)
+  released[#released + 1] = id
+  if #released >= 500 then flush() end
   res[#res + 1] = 1
   return jk, cur[3]
 end
@@ -28,7 +37,8 @@ for i = 6, first_other - 1, 4 do
     redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 3], 'attempts', ARGV[i + 2],
       'finished_at', now, 'unacked', 0)
     redis.call('PEXPIRE', jk, ARGV[3])
-    redis.call('ZADD', KEYS[4], now, id)
+    finished[#finished + 1] = now
+    finished[#finished + 1] = id
     if watch then notify_waiter(prefix, id) end
   end
 end
@@ -49,4 +59,5 @@ for i = first_other, #ARGV, 8 do
     if watch then notify_waiter(prefix, id) end
   end
 end
+flush()
 return res

@@ -46,11 +46,19 @@ if #out / 4 + #popped / 2 < count then
   redis.call('DEL', KEYS[3])
   if ARGV[6] and ARGV[6] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6]) end
 end
+local unindex = {}  -- name -> ids to drop from its ready index, one ZREM per name
 for i = 1, #popped, 2 do
   local id = popped[i]
   local jk = ARGV[1] .. 'job:' .. id
   local cur = redis.call('HMGET', jk, 'status', 'body', 'attempts', 'deliveries', 'unacked', 'name')
-  ready_unindex(ARGV[1], id, cur[6])
+  if cur[6] then
+    local ids = unindex[cur[6]]
+    if ids == nil then
+      ids = {}
+      unindex[cur[6]] = ids
+    end
+    ids[#ids + 1] = id
+  end
   if cur[1] == 'pending' then
     local d = (tonumber(cur[4]) or 0) + 1
     redis.call('HSET', jk, 'status', 'processing', 'started_at', ARGV[3], 'worker', ARGV[5],
@@ -59,4 +67,9 @@ for i = 1, #popped, 2 do
   end
 end
 if #leases > 0 then redis.call('ZADD', KEYS[2], unpack(leases)) end
+for name, ids in pairs(unindex) do
+  for j = 1, #ids, 500 do
+    redis.call('ZREM', ARGV[1] .. 'ready:name:' .. name, unpack(ids, j, math.min(j + 499, #ids)))
+  end
+end
 return out
