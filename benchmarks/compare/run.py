@@ -34,10 +34,15 @@ PEERS = ("celery", "rq", "dramatiq", "arq", "huey", "saq", "taskiq")
 
 
 def ensure_venv() -> Path:
+    """The peers' venv, made on first use; a venv whose install did not finish is redone."""
     python = VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    done = VENV / ".installed"
+    if not done.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+        # A current pip: the one a new venv brings backtracks for long over the peers' pins.
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")], check=True)
+        done.touch()
     return python
 
 
