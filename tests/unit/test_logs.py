@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bananas.observability.logs import (
+    BatchingQueueListener,
     CircuitBreaker,
     CompressingRotatingFileHandler,
     ContextFilter,
@@ -87,6 +88,22 @@ def test_queue_handler_renders_arguments_and_exceptions_in_the_caller() -> None:
     assert out.msg == "value 7" and out.args is None
     assert out.exc_info is None and "ValueError: boom" in (out.exc_text or "")
     assert "ValueError: boom" in json.loads(JSONFormatter().format(out))["exc_info"]
+
+
+def test_batching_listener_writes_every_record_in_order_by_stop() -> None:
+    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    listener = BatchingQueueListener(records, Collect())
+    listener.start()
+    for i in range(500):
+        records.put(logging.makeLogRecord({"msg": f"m{i}", "levelno": logging.INFO}))
+    listener.stop()  # returns once everything queued before it was handled
+    assert seen == [f"m{i}" for i in range(500)]
 
 
 def test_file_rotates_compresses_and_expires(tmp_path: Path) -> None:
