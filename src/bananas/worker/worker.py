@@ -95,6 +95,10 @@ class Worker:
         self._held: dict[str, _Held] = {}
         #: outcomes handed to the ack loop whose jobs are still held (not stored yet).
         self._outcomes = 0
+        w = self.settings.worker
+        # An unfiltered worker with a free slot offers to have jobs handed to it at submit
+        # (specialized workers take only some jobs: they never offer).
+        self._offer = None if w.priorities or w.job_types else Offer(self.id, w.lease_s)
         self._acks: list[Outcome] = []
         self._progress: dict[str, tuple[str, str, float]] = {}
         self._stopping = False
@@ -188,8 +192,7 @@ class Worker:
         # Specialized modes take only matching jobs; others stay queued, so the signal may
         # still hold tokens: pause a little (up to 0.5 s) between empty fetches.
         only = JobFilter(w.priorities, w.job_types) if w.priorities or w.job_types else None
-        # An unfiltered worker with a free slot offers to have jobs handed to it at submit.
-        offer = Offer(self.id, w.lease_s) if only is None else None
+        offer = self._offer
         idle = Backoff(cap_s=0.5)
         while not self._stopping:
             self.last_fetch = time.monotonic()
@@ -403,11 +406,10 @@ class Worker:
     async def _withdraw_offer(self) -> None:
         """Take back what submit handed to this worker after it stopped fetching, so that
         it is given back below with the other unfinished jobs."""
-        w = self.settings.worker
-        if w.priorities or w.job_types:
-            return  # a filtered worker never offers
+        if self._offer is None:
+            return
         try:
-            handed = await self.broker.withdraw(w.routing_keys, Offer(self.id, w.lease_s))
+            handed = await self.broker.withdraw(self.settings.worker.routing_keys, self._offer)
         except BananasError as exc:
             logger.warning("could not withdraw this worker's offer (handed jobs wait for their leases): %s", exc)
             return
