@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
+
 #: LogRecord attributes that are not ``extra`` fields.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -72,6 +74,17 @@ class ContextFilter(logging.Filter):
         return True
 
 
+_json = msgspec.json.Encoder(enc_hook=str)
+
+
+def encode_json(document: dict[str, Any]) -> bytes:
+    """A log document as JSON; values JSON has no type for are written as ``str(value)``."""
+    try:
+        return _json.encode(document)
+    except (TypeError, msgspec.EncodeError, OverflowError):  # e.g. a key that is not a string
+        return json.dumps(document, default=str).encode()
+
+
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The ``extra`` fields of a record."""
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
@@ -96,12 +109,23 @@ class TextFormatter(logging.Formatter):
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message and every ``extra`` field."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = (-1, "")  # the last whole second and its ISO text (shared by its records)
+
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(self.document(record), default=str)
+        return encode_json(self.document(record)).decode()
+
+    def timestamp(self, created: float) -> str:
+        """``created`` as ISO 8601 in UTC with milliseconds (``2026-12-01T23:34:17.123+00:00``)."""
+        second = int(created)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._second[1]}.{int((created - second) * 1000):03d}+00:00"
 
     def document(self, record: logging.LogRecord) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "ts": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -396,7 +420,7 @@ class ElasticsearchHandler(logging.Handler):
             doc = self.formatter_json.document(record)
             doc["@timestamp"] = doc.pop("ts")
             index = f"{self.index_prefix}-{datetime.fromtimestamp(record.created, tz=UTC):%Y.%m.%d}"
-            line = b'{"index":{"_index":"%s"}}\n%s\n' % (index.encode(), json.dumps(doc, default=str).encode())
+            line = b'{"index":{"_index":"%s"}}\n%s\n' % (index.encode(), encode_json(doc))
             self._append([line])
         except Exception:  # noqa: BLE001 - logging.Handler's contract: report, never raise
             self.handleError(record)
