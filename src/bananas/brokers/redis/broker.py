@@ -15,7 +15,6 @@ from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from bananas import wire
 from bananas.brokers.base import (
     SCHEDULE_FIELDS,
     TICK_KEY_TTL_S,
@@ -31,22 +30,16 @@ from bananas.brokers.base import (
     ScheduleState,
     TickReport,
 )
+from bananas.brokers.redis import layout
 from bananas.brokers.redis.connection import BlockingScript, connection_class
-from bananas.errors import BrokerError, BrokerUnavailable, PayloadError
-from bananas.job import Job, JobStatus
+from bananas.brokers.redis.layout import EPOCH, LEADER, ROUTING_KEYS, SCHEDULES, WAKE, ms, prefix
+from bananas.errors import BrokerError, BrokerUnavailable
+from bananas.job import Job
 
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-#: Prefix of every key Bananas writes.
-PREFIX = "bananas:"
-ROUTING_KEYS = PREFIX + "routing_keys"
-WAKE = PREFIX + "wake"
-LEADER = PREFIX + "scheduler:leader"
-EPOCH = PREFIX + "scheduler:epoch"
-SCHEDULES = PREFIX + "schedules"
 
 #: Longest single blocking command; longer waits loop, so a silent server is noticed.
 MAX_BLOCK_S = 5.0
@@ -66,14 +59,6 @@ _SCRIPTS = (
     "submit", "dequeue", "ack", "renew", "requeue", "tick", "cancel", "watch",
     "retry_dead", "purge_dead", "stats", "leader", "release_leader", "fire", "dequeue_filtered", "withdraw",
 )  # fmt: skip
-
-
-def _prefix(rk: str) -> str:
-    return f"{PREFIX}{{{rk}}}:"
-
-
-def _ms(seconds: float) -> int:
-    return int(seconds * 1000)
 
 
 def _translate(op: str, url: str, exc: Exception) -> Exception:
@@ -172,7 +157,7 @@ class RedisBroker(Broker):
     # --- producing -------------------------------------------------------------
     @_guard("submit")
     async def enqueue(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
-        await self._calls("submit", _submit_calls(jobs, watch))
+        await self._calls("submit", layout.submit_calls(jobs, watch))
 
     def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
         if self._sync_submit is None:
@@ -180,7 +165,7 @@ class RedisBroker(Broker):
                 if self._sync_submit is None:
                     self._sync_submit = BlockingScript(self.url, self._sources["submit"], self._timeout_s)
         try:
-            self._sync_submit(_submit_calls(jobs, watch))
+            self._sync_submit(layout.submit_calls(jobs, watch))
         except (rexc.RedisError, OSError) as exc:
             raise _translate("submit", self.safe_url, exc) from None
 
@@ -203,12 +188,12 @@ class RedisBroker(Broker):
             if want <= 0:
                 break
             now = time.time()
-            p = _prefix(rk)
+            p = prefix(rk)
             keys = [p + "ready", p + "leases", p + "signal"]
-            args: list[Any] = [p, want, _ms(now), _ms(now + lease_s), worker_id]
+            args: list[Any] = [p, want, ms(now), ms(now + lease_s), worker_id]
             if offer is not None:
                 keys += (p + "idle", f"{p}inbox:{offer.worker_id}")
-                args += (_offer_member(offer), _ms(now + MAX_BLOCK_S + OFFER_SLACK_S))
+                args += (layout.offer_member(offer), ms(now + MAX_BLOCK_S + OFFER_SLACK_S))
             raw = await self._s["dequeue"](keys, args)
             for i in range(0, len(raw), 4):
                 out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
@@ -225,10 +210,10 @@ class RedisBroker(Broker):
             want = count - len(out)
             if want <= 0:
                 break
-            now, p = time.time(), _prefix(rk)
+            now, p = time.time(), prefix(rk)
             raw = await self._s["dequeue_filtered"](
                 [p + "ready", p + "leases", p + "signal"],
-                [p, want, _ms(now), _ms(now + lease_s), worker_id, FILTER_SCAN, len(only.priorities), *bands,
+                [p, want, ms(now), ms(now + lease_s), worker_id, FILTER_SCAN, len(only.priorities), *bands,
                  *only.names],
             )  # fmt: skip
             for i in range(0, len(raw), 4):
@@ -239,8 +224,8 @@ class RedisBroker(Broker):
     async def wait_for_work(
         self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
     ) -> list[Delivery]:
-        keys = [_prefix(rk) + "signal" for rk in routing_keys]
-        inboxes = {} if offer is None else {f"{_prefix(rk)}inbox:{offer.worker_id}": rk for rk in routing_keys}
+        keys = [prefix(rk) + "signal" for rk in routing_keys]
+        inboxes = {} if offer is None else {f"{prefix(rk)}inbox:{offer.worker_id}": rk for rk in routing_keys}
         got = cast(
             "tuple[bytes, bytes] | None",
             await self._rb.blpop([*inboxes, *keys], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S))),
@@ -248,20 +233,20 @@ class RedisBroker(Broker):
         rk = None if got is None else inboxes.get(got[0].decode())
         if got is None or rk is None:
             return []
-        deadline, delivery = _handed(rk, got[1])
-        if deadline <= _ms(time.time()):  # its lease ran out first: the scheduler gives it back
+        deadline, delivery = layout.handed(rk, got[1])
+        if deadline <= ms(time.time()):  # its lease ran out first: the scheduler gives it back
             logger.warning("job %s was handed over after its lease ended; leaving it to the scheduler", delivery.id)
             return []
         return [delivery]
 
     @_guard("withdraw")
     async def withdraw(self, routing_keys: Sequence[str], offer: Offer) -> list[Delivery]:
-        member = _offer_member(offer)
+        member = layout.offer_member(offer)
         out = []
         for rk in routing_keys:
-            p = _prefix(rk)
+            p = prefix(rk)
             for raw in await self._s["withdraw"]([p + "idle", f"{p}inbox:{offer.worker_id}"], [member]):
-                out.append(_handed(rk, raw)[1])
+                out.append(layout.handed(rk, raw)[1])
         return out
 
     @_guard("ack")
@@ -270,15 +255,15 @@ class RedisBroker(Broker):
         for o in outcomes:  # completed outcomes travel in a compact form of their own
             done, other = by_rk.setdefault(o.routing_key, ([], []))
             (done if o.kind == "completed" else other).append(o)
-        now_ms = _ms(time.time())
+        now_ms = ms(time.time())
         accepted: dict[int, bool] = {}
         for rk, (done, other) in by_rk.items():
-            p = _prefix(rk)
-            args: list[Any] = [p, now_ms, max(1, _ms(ttl[0])), max(1, _ms(ttl[1])), len(done)]
+            p = prefix(rk)
+            args: list[Any] = [p, now_ms, max(1, ms(ttl[0])), max(1, ms(ttl[1])), len(done)]
             for o in done:
                 args += (o.id, o.token, o.attempts, o.result)
             for o in other:
-                args += (o.id, o.token, o.kind, o.attempts, o.error, o.traceback, o.reason, _ms(o.retry_at))
+                args += (o.id, o.token, o.kind, o.attempts, o.error, o.traceback, o.reason, ms(o.retry_at))
             res = await self._s["ack"]([p + "leases", p + "scheduled", p + "dead", p + "finished", WAKE], args)
             for o, ok in zip([*done, *other], res, strict=True):
                 accepted[id(o)] = bool(ok)
@@ -286,10 +271,10 @@ class RedisBroker(Broker):
 
     @_guard("renew leases")
     async def renew(self, leases: Sequence[Lease], lease_s: float) -> list[LeaseState]:
-        deadline = _ms(time.time() + lease_s)
+        deadline = ms(time.time() + lease_s)
         states: dict[int, LeaseState] = {}
-        for rk, group in _group(leases).items():
-            p = _prefix(rk)
+        for rk, group in layout.group(leases).items():
+            p = prefix(rk)
             args: list[Any] = [p, deadline]
             for lease in group:
                 args += (lease.id, lease.token)
@@ -300,10 +285,10 @@ class RedisBroker(Broker):
 
     @_guard("requeue")
     async def requeue(self, leases: Sequence[Lease]) -> int:
-        now_ms = _ms(time.time())
+        now_ms = ms(time.time())
         total = 0
-        for rk, group in _group(leases).items():
-            p = _prefix(rk)
+        for rk, group in layout.group(leases).items():
+            p = prefix(rk)
             args: list[Any] = [p, now_ms]
             for lease in group:
                 args += (lease.id, lease.token)
@@ -314,7 +299,7 @@ class RedisBroker(Broker):
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
         async with self._r.pipeline(transaction=False) as pipe:
             for job_id, rk, value in items:
-                pipe.hset(_prefix(rk) + "job:" + job_id, "progress", repr(float(value)))
+                pipe.hset(prefix(rk) + "job:" + job_id, "progress", repr(float(value)))
             await pipe.execute()
 
     # --- scheduler duties ------------------------------------------------------
@@ -327,11 +312,11 @@ class RedisBroker(Broker):
         report = TickReport()
         if not rks:
             return report
-        now_ms = _ms(time.time())
-        args = [now_ms, TICK_LIMIT, max_deliveries, max(1, _ms(failed_ttl_s)), 86_400_000]
+        now_ms = ms(time.time())
+        args = [now_ms, TICK_LIMIT, max_deliveries, max(1, ms(failed_ttl_s)), 86_400_000]
         calls: list[tuple[list[str], list[Any]]] = []
         for rk in rks:
-            p = _prefix(rk)
+            p = prefix(rk)
             calls.append(([p + k for k in ("ready", "scheduled", "leases", "dead", "signal", "finished")], [p, *args]))
         results = await self._calls("tick", calls)
         for moved, recovered, lost, next_due in results:
@@ -350,7 +335,7 @@ class RedisBroker(Broker):
 
     @_guard("acquire scheduler lock")
     async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
-        token = await self._s["leader"]([LEADER, EPOCH], [holder, _ms(ttl_s)])
+        token = await self._s["leader"]([LEADER, EPOCH], [holder, ms(ttl_s)])
         return int(token) if token else None
 
     @_guard("release scheduler lock")
@@ -362,11 +347,11 @@ class RedisBroker(Broker):
     async def fire_schedule(self, fires: Sequence[Fire], token: int | None) -> list[bool]:
         out: list[bool] = []
         for f in fires:
-            p, sk = _prefix(f.job.routing_key), _schedule_key(f.schedule_id)
-            keys = [p + "ready", p + "signal", ROUTING_KEYS, EPOCH, SCHEDULES, sk, f"{sk}:tick:{_ms(f.tick)}"]
-            args: list[Any] = [p, f.job.routing_key, _ms(time.time()), "" if token is None else token, f.job.id, f.body,
-                    f.job.priority, _ms(f.tick), "" if f.next_run is None else _ms(f.next_run),
-                    _ms(TICK_KEY_TTL_S), f.schedule_id, f.job.name]  # fmt: skip
+            p, sk = prefix(f.job.routing_key), layout.schedule_key(f.schedule_id)
+            keys = [p + "ready", p + "signal", ROUTING_KEYS, EPOCH, SCHEDULES, sk, f"{sk}:tick:{ms(f.tick)}"]
+            args: list[Any] = [p, f.job.routing_key, ms(time.time()), "" if token is None else token, f.job.id, f.body,
+                    f.job.priority, ms(f.tick), "" if f.next_run is None else ms(f.next_run),
+                    ms(TICK_KEY_TTL_S), f.schedule_id, f.job.name]  # fmt: skip
             code = int(await self._s["fire"](keys, args))
             out.append(code == 1)
             if code < 0:  # fenced off: a newer leader exists, so none of the rest may fire
@@ -379,9 +364,9 @@ class RedisBroker(Broker):
         ids = sorted(m.decode() if isinstance(m, bytes) else m for m in await self._r.smembers(SCHEDULES))
         async with self._r.pipeline(transaction=False) as pipe:
             for sid in ids:
-                pipe.hgetall(_schedule_key(sid))
+                pipe.hgetall(layout.schedule_key(sid))
             found = await pipe.execute()
-        return [_schedule_state(sid, fields) for sid, fields in zip(ids, found, strict=True) if fields]
+        return [layout.schedule_state(sid, fields) for sid, fields in zip(ids, found, strict=True) if fields]
 
     @_guard("update schedule")
     async def update_schedule(self, schedule_id: str, fields: dict[str, str | bytes | float | int | None]) -> None:
@@ -395,22 +380,22 @@ class RedisBroker(Broker):
             elif name == "enabled":
                 sets[name] = "1" if value else "0"
             elif name in ("next_run", "last_success"):
-                sets[name] = str(_ms(float(value)))
+                sets[name] = str(ms(float(value)))
             else:
                 sets[name] = value if isinstance(value, str | bytes) else str(value)
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.sadd(SCHEDULES, schedule_id)
             if sets:
-                pipe.hset(_schedule_key(schedule_id), mapping=sets)
+                pipe.hset(layout.schedule_key(schedule_id), mapping=sets)
             if clears:
-                pipe.hdel(_schedule_key(schedule_id), *clears)
+                pipe.hdel(layout.schedule_key(schedule_id), *clears)
             await pipe.execute()
 
     @_guard("delete schedule")
     async def delete_schedule(self, schedule_id: str) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.srem(SCHEDULES, schedule_id)
-            pipe.delete(_schedule_key(schedule_id))
+            pipe.delete(layout.schedule_key(schedule_id))
             await pipe.execute()
 
     # --- inspecting ------------------------------------------------------------
@@ -422,7 +407,7 @@ class RedisBroker(Broker):
         rks = await self._routing_keys()
         async with self._r.pipeline(transaction=False) as pipe:
             for rk in rks:
-                pipe.hgetall(_prefix(rk) + "job:" + job_id)
+                pipe.hgetall(prefix(rk) + "job:" + job_id)
             found = await pipe.execute()
         for rk, fields in zip(rks, found, strict=True):
             if fields:
@@ -432,7 +417,7 @@ class RedisBroker(Broker):
     @_guard("get job")
     async def get_job(self, job_id: str) -> Job | None:
         hit = await self._find(job_id)
-        return None if hit is None else job_from_hash(job_id, hit[0], hit[1])
+        return None if hit is None else layout.job_from_hash(job_id, hit[0], hit[1])
 
     @_guard("wait for job")
     async def wait_job(self, job_id: str, timeout_s: float) -> Job | None:
@@ -440,7 +425,7 @@ class RedisBroker(Broker):
         hit = await self._find(job_id)
         if hit is None:
             return None
-        p = _prefix(hit[0])
+        p = prefix(hit[0])
         notify = p + "notify:" + job_id
         while True:
             status = (await self._s["watch"]([p + "job:" + job_id], [])).decode()
@@ -453,16 +438,16 @@ class RedisBroker(Broker):
                 break
         # The routing key is known by now: read the record directly rather than search again.
         fields = cast("dict[bytes, bytes]", await self._r.hgetall(p + "job:" + job_id))
-        return job_from_hash(job_id, hit[0], fields) if fields else None
+        return layout.job_from_hash(job_id, hit[0], fields) if fields else None
 
     @_guard("cancel")
     async def cancel(self, job_id: str) -> str | None:
         hit = await self._find(job_id)
         if hit is None:
             return None
-        p = _prefix(hit[0])
+        p = prefix(hit[0])
         status = await self._s["cancel"](
-            [p + "ready", p + "scheduled", p + "finished"], [p, job_id, _ms(time.time()), 3600]
+            [p + "ready", p + "scheduled", p + "finished"], [p, job_id, ms(time.time()), 3600]
         )
         return status.decode() if status else None
 
@@ -484,7 +469,7 @@ class RedisBroker(Broker):
             for rk in rks:
                 for key, newest_first in slots:
                     fetch = pipe.zrevrange if newest_first else pipe.zrange
-                    fetch(_prefix(rk) + key, 0, max(limit * 4, 1000) - 1)
+                    fetch(prefix(rk) + key, 0, max(limit * 4, 1000) - 1)
             lists = await pipe.execute()
         pos = 0
         for rk in rks:
@@ -493,13 +478,13 @@ class RedisBroker(Broker):
                 pos += 1
         async with self._r.pipeline(transaction=False) as pipe:
             for rk, member in ids:
-                pipe.hgetall(_prefix(rk) + "job:" + member.decode())
+                pipe.hgetall(prefix(rk) + "job:" + member.decode())
             bodies = await pipe.execute()
         jobs: list[Job] = []
         for (rk, member), fields in zip(ids, bodies, strict=True):
             if not fields:
                 continue
-            job = job_from_hash(member.decode(), rk, fields)
+            job = layout.job_from_hash(member.decode(), rk, fields)
             if (status is None or job.status.value == status) and (name is None or job.name == name):
                 jobs.append(job)
         jobs.sort(key=lambda j: j.finished_at or j.created_at, reverse=True)
@@ -507,10 +492,10 @@ class RedisBroker(Broker):
 
     @_guard("retry dead jobs")
     async def retry_dead(self, job_ids: Sequence[str] | None) -> int:
-        now_ms = _ms(time.time())
+        now_ms = ms(time.time())
         total = 0
         for rk in await self._routing_keys():
-            p = _prefix(rk)
+            p = prefix(rk)
             if job_ids is not None:
                 present = [i for i in job_ids if await self._r.zscore(p + "dead", i) is not None]
                 if not present:
@@ -524,7 +509,7 @@ class RedisBroker(Broker):
     async def purge_dead(self) -> int:
         total = 0
         for rk in await self._routing_keys():
-            p = _prefix(rk)
+            p = prefix(rk)
             total += await self._s["purge_dead"]([p + "dead"], [p])
         return int(total)
 
@@ -532,103 +517,10 @@ class RedisBroker(Broker):
     async def queue_stats(self) -> list[QueueStats]:
         rks = await self._routing_keys()
         keys = ("ready", "scheduled", "leases", "dead")
-        results = await self._calls("stats", [([_prefix(rk) + k for k in keys], ()) for rk in rks])
+        results = await self._calls("stats", [([prefix(rk) + k for k in keys], ()) for rk in rks])
         stats = []
         for rk, res in zip(rks, results, strict=True):
             by_prio = {int(res[i]): int(res[i + 1]) for i in range(4, len(res), 2)}
             oldest = int(res[3]) / 1000 if int(res[3]) >= 0 else None
             stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest))
         return stats
-
-
-def _submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[list[str], list[Any]]]:
-    """(keys, args) of one submit script call per routing key."""
-    now_ms = _ms(time.time())
-    by_rk: dict[str, list[Any]] = {}
-    for job, body in jobs:
-        args = by_rk.get(job.routing_key)
-        if args is None:
-            args = by_rk[job.routing_key] = [_prefix(job.routing_key), job.routing_key, now_ms, int(watch)]
-        args += (job.id, body, job.priority, _ms(job.scheduled_for) if job.scheduled_for else 0, job.name)
-    calls = []
-    for args in by_rk.values():
-        p = args[0]
-        calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE, p + "idle", p + "leases"], args))
-    return calls
-
-
-def _offer_member(offer: Offer) -> str:
-    """An offer in the idle set: ``lease_ms|worker_id`` (hand_off leases for lease_ms)."""
-    return f"{_ms(offer.lease_s)}|{offer.worker_id}"
-
-
-def _handed(rk: str, raw: bytes) -> tuple[int, Delivery]:
-    """A job handed over by submit (``hand_off`` in _lib.lua): its lease deadline (ms) and
-    the delivery (first delivery of a new job: no attempts yet, token 1)."""
-    deadline, id_len, rest = raw.split(b"|", 2)
-    n = int(id_len)
-    return int(deadline), Delivery(rest[:n].decode(), rk, rest[n:], 0, 1)
-
-
-def _schedule_key(schedule_id: str) -> str:
-    return f"{PREFIX}schedule:{schedule_id}"
-
-
-def _schedule_state(schedule_id: str, fields: dict[bytes, bytes]) -> ScheduleState:
-    def ms(name: bytes) -> float | None:
-        value = fields.get(name)
-        return int(value) / 1000 if value else None
-
-    enabled = fields.get(b"enabled")
-    error = fields.get(b"last_error")
-    job_id = fields.get(b"last_job_id")
-    return ScheduleState(
-        id=schedule_id, enabled=None if enabled is None else enabled == b"1", last_run=ms(b"last_run"),
-        next_run=ms(b"next_run"), run_count=int(fields.get(b"run_count", b"0")), last_success=ms(b"last_success"),
-        last_error=error.decode() if error else None, last_job_id=job_id.decode() if job_id else None,
-        definition=fields.get(b"definition"),
-    )  # fmt: skip
-
-
-def _group(leases: Sequence[Lease]) -> dict[str, list[Lease]]:
-    by_rk: dict[str, list[Lease]] = {}
-    for lease in leases:
-        by_rk.setdefault(lease.routing_key, []).append(lease)
-    return by_rk
-
-
-def _float(value: bytes | None) -> float | None:
-    return None if value is None or value == b"" else float(value)
-
-
-def job_from_hash(job_id: str, rk: str, fields: dict[bytes, bytes]) -> Job:
-    """Rebuild the wire-format job from its Redis hash (body + mutable fields)."""
-    body = fields.get(b"body", b"")
-    try:
-        job = wire.decode_job(body)
-    except PayloadError as exc:
-        job = Job(id=job_id, name="?", payload={}, routing_key=rk, error=str(exc))
-    job.status = JobStatus(fields.get(b"status", b"pending").decode())
-    job.attempts = int(fields.get(b"attempts", b"0"))
-    job.deliveries = int(fields.get(b"deliveries", b"0"))
-    if fields.get(b"error"):
-        job.error = fields[b"error"].decode()
-    if fields.get(b"traceback"):
-        job.traceback = fields[b"traceback"].decode()
-    if fields.get(b"reason"):
-        job.reason = fields[b"reason"].decode()
-    if b"result" in fields:
-        try:
-            job.result = wire.decode(fields[b"result"])
-        except PayloadError:
-            job.result = None
-    started, finished = _float(fields.get(b"started_at")), _float(fields.get(b"finished_at"))
-    job.started_at = started / 1000 if started else None
-    job.finished_at = finished / 1000 if finished else None
-    scheduled = _float(fields.get(b"scheduled_for"))
-    if scheduled:
-        job.scheduled_for = scheduled / 1000
-    job.progress = _float(fields.get(b"progress"))
-    if fields.get(b"worker"):
-        job.worker = fields[b"worker"].decode()
-    return job
