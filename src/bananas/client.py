@@ -8,7 +8,7 @@ import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from bananas import brokers, wire
 from bananas.brokers.base import Broker, QueueStats
@@ -21,8 +21,6 @@ from bananas.settings import Settings
 if TYPE_CHECKING:
     from bananas.app import Bananas
     from bananas.observability.metrics import MetricsSnapshot
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -120,7 +118,7 @@ class AsyncClient:
             ConfigurationError: bad name, priority, routing key, delay or time.
         """
         name = spec.name
-        if name not in self._valid_names:
+        if type(name) is not str or name not in self._valid_names:
             self._valid_names.add(check_job_name(name))
         payload = spec.payload
         if type(payload) is not dict and not isinstance(payload, Mapping):
@@ -146,7 +144,7 @@ class AsyncClient:
             raise ConfigurationError(f"max_retries must be >= 0, got {spec.max_retries}")
         priority = spec.priority if spec.priority is not None else task.priority if task else None
         routing_key = spec.routing_key or (task.routing_key if task else "default")
-        if routing_key not in self._valid_routing_keys:
+        if type(routing_key) is not str or routing_key not in self._valid_routing_keys:
             self._valid_routing_keys.add(check_routing_key(routing_key))
         job = Job(
             id=new_id(),

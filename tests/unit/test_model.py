@@ -102,3 +102,14 @@ def test_settings_from_env_and_flags() -> None:
         Settings.from_env({"WORKER_MODE": "turbo"})
     with pytest.raises(ConfigurationError, match="illegal routing key"):
         Settings.from_env({"WORKER_ROUTING_KEYS": "ok,not ok"})
+
+
+@pytest.mark.parametrize("bad", [[1], {"a": 1}, 5, "a b"])
+def test_build_refuses_bad_names_and_routing_keys_precisely(bad: object) -> None:
+    # Checked names and routing keys are remembered; a value that cannot be remembered
+    # (unhashable) or is not a string still gets the precise error, never a TypeError.
+    client = bananas.AsyncClient("redis://127.0.0.1:1/0")
+    with pytest.raises(ConfigurationError, match="illegal job name"):
+        client.build(bananas.JobSpec(bad, {}))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="illegal routing key"):
+        client.build(bananas.JobSpec("ok", {}, routing_key=bad))  # type: ignore[arg-type]
