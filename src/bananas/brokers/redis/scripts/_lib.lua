@@ -37,7 +37,7 @@ local function notify_waiter(prefix, id)
   redis.call('EXPIRE', prefix .. 'notify:' .. id, 300)
 end
 
--- Hand a ready job straight to an idle worker that offered to take one (offer.lua):
+-- Hand a ready job straight to an idle worker that offered to take one (dequeue.lua):
 -- lease it as dequeue.lua would and push "deadline_ms|#id|" .. id .. body onto the worker's inbox,
 -- which the worker is blocked on. Takes the freshest live offer; returns false when
 -- none is left. Offers expire, so a worker that died while idle gets at most one job

@@ -6,7 +6,7 @@
 -- Per job one EXISTS and one HSET; in a batch, ready ids go to `ready` and their name
 -- index with one ZADD per 500 jobs (a batch usually has one priority and one name, so
 -- scores and index keys are computed once). While idle workers have offered to take
--- jobs (offer.lua), ready jobs are handed straight to them instead (hand_off).
+-- jobs (dequeue.lua registers them), ready jobs are handed straight to them (hand_off).
 local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
 local ready_n, earliest = 0, nil
 local scores, ready, by_name = {}, {}, {}
