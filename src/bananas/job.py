@@ -164,35 +164,42 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=False):
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits -> 2 characters
 _ulid_lock = threading.Lock()
-_ulid_state: list[Any] = [0, 0, ""]  # last millisecond, last random part, its 10 time characters
+_ulid_state: list[Any] = [0, 0, ""]  # last millisecond, last random part, the id without its last 2 characters
 _random = random.SystemRandom()
 
 
 def new_id() -> str:
     """Return a new ULID string (26 characters, sortable by creation time)."""
     ms = time.time_ns() // 1_000_000
-    p = _PAIRS
     last_ms: int
     rand: int
-    head: str
+    stem: str
     with _ulid_lock:
-        last_ms, rand, head = _ulid_state
+        last_ms, rand, stem = _ulid_state
         if ms <= last_ms:
             ms = last_ms
             rand += 1
             if rand >= 1 << 80:  # pragma: no cover - 2^79 ids in one millisecond
                 ms += 1
                 rand = _random.getrandbits(79)
-                head = ""
+                stem = ""
+            elif not rand & 1023:  # the increment carried out of the last 10 bits
+                stem = ""
         else:
             rand = _random.getrandbits(79)  # the top bit stays free for increments
-            head = ""
-        if not head:  # the time part changes once a millisecond at most
-            head = p[ms >> 40] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023] + p[ms & 1023]
+            stem = ""
+        if not stem:  # all but the last 2 characters change at most once per 1,024 ids
+            stem = _stem(ms, rand)
         _ulid_state[0] = ms
         _ulid_state[1] = rand
-        _ulid_state[2] = head
+        _ulid_state[2] = stem
+    return stem + _PAIRS[rand & 1023]
+
+
+def _stem(ms: int, rand: int) -> str:
+    p = _PAIRS
     return (
-        head + p[rand >> 70] + p[(rand >> 60) & 1023] + p[(rand >> 50) & 1023] + p[(rand >> 40) & 1023]
-        + p[(rand >> 30) & 1023] + p[(rand >> 20) & 1023] + p[(rand >> 10) & 1023] + p[rand & 1023]
+        p[ms >> 40] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023] + p[ms & 1023]
+        + p[rand >> 70] + p[(rand >> 60) & 1023] + p[(rand >> 50) & 1023] + p[(rand >> 40) & 1023]
+        + p[(rand >> 30) & 1023] + p[(rand >> 20) & 1023] + p[(rand >> 10) & 1023]
     )  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 
 import bananas
 from bananas import ConfigurationError, Job, JobStatus, PayloadError, PayloadTooLarge, Priority, RetryPolicy, wire
+import bananas.job as job_module
 from bananas.job import check_routing_key, new_id, parse_priority
 from bananas.settings import Settings
 
@@ -57,6 +58,24 @@ def test_illegal_routing_keys(bad: str) -> None:
 def test_ulids_are_unique_sortable_and_26_chars() -> None:
     ids = [new_id() for _ in range(5000)]
     assert len(set(ids)) == 5000 and ids == sorted(ids) and all(len(i) == 26 for i in ids)
+
+
+def _ulid_value(ulid: str) -> int:
+    value = 0
+    for char in ulid:
+        value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(char)
+    return value
+
+
+def test_ulids_in_one_millisecond_count_up_across_the_cached_stem(monkeypatch: pytest.MonkeyPatch) -> None:
+    # new_id caches all but the last 2 characters; an increment out of the last 10 bits
+    # must rebuild them. Same millisecond (a far future one), random part just below a carry.
+    far = (time.time_ns() // 1_000_000) + 10**9
+    monkeypatch.setattr(job_module, "_ulid_state", [far, (0x1234 << 10) | 1021, ""])
+    monkeypatch.setattr(time, "time_ns", lambda: far * 1_000_000)
+    values = [_ulid_value(new_id()) for _ in range(2100)]
+    start = (far << 80) | (0x1234 << 10) | 1022
+    assert values == list(range(start, start + 2100))
 
 
 def test_ulid_time_part_is_the_creation_millisecond() -> None:

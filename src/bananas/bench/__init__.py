@@ -3,11 +3,6 @@
 Scenarios (each one a function in this package, run by ``runner.run``): ``limit``
 (hand-written redis-py ceilings), ``enqueue``, ``drain``, ``latency``, ``idle``,
 ``memory``, ``payloads``, ``depth`` and ``sqlite``. Workers are real ``bananas worker``
-processes running the no-op tasks of ``bananas.bench.tasks``.
+processes running the no-op tasks of ``bananas.bench.tasks`` (this package imports
+nothing, so that those workers load only the tasks module).
 """
-
-from __future__ import annotations
-
-from bananas.bench.runner import SCENARIOS, BenchConfig, run
-
-__all__ = ["SCENARIOS", "BenchConfig", "run"]

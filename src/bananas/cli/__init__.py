@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 
 from bananas import __version__
-from bananas.cli.bench import bench
-from bananas.cli.dashboard import dashboard
-from bananas.cli.demo import demo
-from bananas.cli.dlq import dlq
-from bananas.cli.health import health
-from bananas.cli.job import job
-from bananas.cli.jobs import jobs
 from bananas.cli.options import CLIError
-from bananas.cli.queues import queues
-from bananas.cli.scheduler import scheduler
-from bananas.cli.schedules import schedules
-from bananas.cli.submit import submit
-from bananas.cli.worker import worker
 from bananas.errors import BananasError
+
+# Each command is imported when it runs (or when --help lists them): a worker process
+# does not carry the benchmark, the dashboard or the demo in its memory.
+_COMMANDS = {
+    name: f"bananas.cli.{module}:{name}"
+    for name, module in (
+        ("worker", "worker"), ("scheduler", "scheduler"), ("schedules", "schedules"), ("submit", "submit"),
+        ("job", "job"), ("jobs", "jobs"), ("dlq", "dlq"), ("queues", "queues"), ("dashboard", "dashboard"),
+        ("demo", "demo"), ("bench", "bench"), ("health", "health"),
+    )
+}  # fmt: skip
 
 
 class BananasGroup(click.Group):
@@ -29,6 +29,17 @@ class BananasGroup(click.Group):
     Bad input (configuration, payload) exits with 2, anything else (broker unreachable,
     unknown job) with 1; no traceback is shown for either.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*_COMMANDS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -48,8 +59,5 @@ def main() -> None:
     exporting spans (docs/OBSERVABILITY.md).
     """
 
-
-for _command in (worker, scheduler, schedules, submit, job, jobs, dlq, queues, dashboard, demo, bench, health):
-    main.add_command(_command)
 
 __all__ = ["main"]

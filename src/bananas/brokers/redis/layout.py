@@ -32,17 +32,30 @@ def ms(seconds: float) -> int:
 
 
 def submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[list[str], list[Any]]]:
-    """(keys, args) of one submit script call per routing key."""
-    now_ms = ms(time.time())
-    by_rk: dict[str, list[Any]] = {}
+    """(keys, args) of one submit script call per routing key.
+
+    Consecutive jobs that share priority, run time and name form a run, sent as
+    ``n, priority, run_at, name`` and then ``id, body`` per job (see submit.lua).
+    """
+    runs: dict[str, list[list[Any]]] = {}  # routing key -> its runs, the open one last
     for job, body in jobs:
-        args = by_rk.get(job.routing_key)
-        if args is None:
-            args = by_rk[job.routing_key] = [prefix(job.routing_key), job.routing_key, now_ms, int(watch)]
-        args += (job.id, body, job.priority, ms(job.scheduled_for) if job.scheduled_for else 0, job.name)
+        run_at = ms(job.scheduled_for) if job.scheduled_for else 0
+        rk_runs = runs.get(job.routing_key)
+        if rk_runs is None:
+            rk_runs = runs[job.routing_key] = []
+        run = rk_runs[-1] if rk_runs else None
+        if run is None or run[1] != job.priority or run[2] != run_at or run[3] != job.name:
+            run = [0, job.priority, run_at, job.name]
+            rk_runs.append(run)
+        run += (job.id, body)
+    now_ms = ms(time.time())
     calls = []
-    for args in by_rk.values():
-        p = args[0]
+    for rk, rk_runs in runs.items():
+        p = prefix(rk)
+        args: list[Any] = [p, rk, now_ms, int(watch)]
+        for run in rk_runs:
+            run[0] = (len(run) - 4) // 2
+            args += run
         calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE, p + "idle", p + "leases"], args))
     return calls
 
