@@ -123,7 +123,7 @@ def to_seconds(value: float | timedelta | None) -> float | None:
     return float(value)
 
 
-class Job(msgspec.Struct, kw_only=True, omit_defaults=False):
+class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     """One job, exactly the JSON object of the wire format (see docs/WIRE.md)."""
 
     id: str

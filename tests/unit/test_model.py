@@ -8,8 +8,8 @@ import time
 import pytest
 
 import bananas
-from bananas import ConfigurationError, Job, JobStatus, PayloadError, PayloadTooLarge, Priority, RetryPolicy, wire
 import bananas.job as job_module
+from bananas import ConfigurationError, Job, JobStatus, PayloadError, PayloadTooLarge, Priority, RetryPolicy, wire
 from bananas.job import check_routing_key, new_id, parse_priority
 from bananas.settings import Settings
 

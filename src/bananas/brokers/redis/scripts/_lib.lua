@@ -5,11 +5,19 @@ local function ready_score(prio, now_ms)
   return string.format('%.0f', (100 - (tonumber(prio) or 50)) * 1e13 + tonumber(now_ms))
 end
 
--- Ready jobs are also indexed by name (ready:name:<name>, same scores as ready), so a
--- job-specialized worker takes its job types without looking at any other job.
+-- The ready jobs of a name are also in ready:name:<name> (same scores as ready) once a
+-- job-specialized worker has asked for that name (dequeue_filtered.lua registers it in
+-- `indexed`), so that worker takes its job types without looking at any other job;
+-- names no such worker asked for cost nothing.
+local function index_of(prefix, name)
+  if name and redis.call('HEXISTS', prefix .. 'indexed', name) == 1 then return prefix .. 'ready:name:' .. name end
+  return nil
+end
+
 local function ready_add(prefix, ready_key, id, score, name)
   redis.call('ZADD', ready_key, score, id)
-  if name then redis.call('ZADD', prefix .. 'ready:name:' .. name, score, id) end
+  local index = index_of(prefix, name)
+  if index then redis.call('ZADD', index, score, id) end
 end
 
 local function ready_unindex(prefix, id, name)

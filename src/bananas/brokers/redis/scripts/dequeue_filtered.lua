@@ -4,6 +4,13 @@
 -- of `ready` (ZRANGEBYSCORE), names have their own index `ready:name:<name>` (same
 -- scores), so only matching ids are ever read. The signal list is cleared only when the
 -- queue is empty.
+-- A name's index exists from the first time a worker asks for it: the name goes into
+-- `indexed` (from then on every script that makes a job of it ready adds it to the
+-- index too), and the jobs that were ready before are added by a ZSCAN of `ready`, at
+-- most BACKFILL of them per call; `indexed` holds the ZSCAN cursor until it is 'done'.
+-- ZSCAN returns every member present for the whole scan, and members added meanwhile
+-- are indexed as they come, so no ready job is missed; until the scan is done, jobs it
+-- has not reached yet are taken after those already indexed.
 -- KEYS: 1 ready, 2 leases, 3 signal
 -- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id, 6 scan limit,
 --       7 number of bands, then per band: min score, max score (highest priority first),
@@ -14,6 +21,28 @@ for i = 8 + 2 * nb, #ARGV do names[#names + 1] = ARGV[i] end
 local bands = {}
 for i = 1, nb do bands[i] = {ARGV[6 + 2 * i], ARGV[7 + 2 * i]} end
 if nb == 0 then bands[1] = {'-inf', '+inf'} end
+
+local BACKFILL = 4000  -- about 10 ms of ZSCAN and HGET
+local budget = BACKFILL
+for _, name in ipairs(names) do
+  local state = redis.call('HGET', prefix .. 'indexed', name)
+  if state ~= 'done' then
+    local cursor, index, finished = state or '0', prefix .. 'ready:name:' .. name, false
+    while budget > 0 and not finished do
+      local page = redis.call('ZSCAN', KEYS[1], cursor, 'COUNT', 1000)
+      cursor = page[1]
+      local items = page[2]
+      for j = 1, #items, 2 do
+        if redis.call('HGET', prefix .. 'job:' .. items[j], 'name') == name then
+          redis.call('ZADD', index, items[j + 1], items[j])
+        end
+      end
+      budget = budget - #items / 2
+      finished = cursor == '0'
+    end
+    redis.call('HSET', prefix .. 'indexed', name, finished and 'done' or cursor)
+  end
+end
 
 -- Candidate ids of one band, lowest score (= next to run) first.
 local function candidates(band)

@@ -4,10 +4,10 @@
 -- ARGV: 1 key prefix "bananas:{rk}:", 2 routing key, 3 now (ms), 4 watch (0|1), then
 --       runs of jobs that share priority, run_at and name: n, priority, run_at (ms,
 --       0 = now), name, then n times id, body (a batch is usually one run)
--- Per job one EXISTS and one HSET; ready ids go to `ready` and their name index with
--- one ZADD per 500 jobs (scores and index keys are computed once per run). While idle
--- workers have offered to take jobs (dequeue.lua registers them), ready jobs are handed
--- straight to them (hand_off).
+-- Per job one EXISTS and one HSET; ready ids go to `ready` (and to their name's index
+-- when a job-specialized worker asked for it) with one ZADD per 500 jobs (score and
+-- index are looked up once per run). While idle workers have offered to take jobs
+-- (dequeue.lua registers them), ready jobs are handed straight to them (hand_off).
 local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
 local ready_n, earliest = 0, nil
 local ready = {}
@@ -30,7 +30,7 @@ local i = 5
 while i <= #ARGV do
   local n, prio, run_at, name = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local later = tonumber(run_at) > now
-  local score, index_key, index = nil, prefix .. 'ready:name:' .. name, {}
+  local score, index_key, index = nil, index_of(prefix, name), {}
   if later and (earliest == nil or tonumber(run_at) < earliest) then earliest = tonumber(run_at) end
   for j = i + 4, i + 2 + 2 * n, 2 do
     local id, body = ARGV[j], ARGV[j + 1]
@@ -52,7 +52,7 @@ while i <= #ARGV do
         else
           if score == nil then score = ready_score(prio, now) end
           zadd_later(ready, KEYS[1], score, id)
-          zadd_later(index, index_key, score, id)
+          if index_key then zadd_later(index, index_key, score, id) end
           ready_n = ready_n + 1
         end
       end
