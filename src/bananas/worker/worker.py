@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -155,6 +156,9 @@ class Worker:
         if self.middleware is not None:
             self.middleware.worker_start(self)
         watchdog = asyncio.create_task(self._watchdog())
+        # What exists now (modules, the app, the worker) lives as long as the process:
+        # leave it out of the collector's full passes, which are then short pauses.
+        gc.freeze()
         try:
             while not self._stopping:
                 self._fetcher = asyncio.create_task(self._fetch_loop())
