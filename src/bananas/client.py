@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
@@ -17,6 +18,8 @@ from bananas.errors import ConfigurationError, JobFailed, JobNotFound, PayloadEr
 from bananas.job import Job, JobStatus, Priority, check_job_name, check_routing_key, new_id, parse_priority, to_seconds
 from bananas.middleware import Middleware, MiddlewareChain
 from bananas.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from bananas.app import Bananas
@@ -165,9 +168,17 @@ class AsyncClient:
         return job, wire.encode_job(job, jobs.max_job_bytes)
 
     def _submitted(self, built: Sequence[tuple[Job, bytes]]) -> None:
+        """After the broker stored ``built``: middleware, and a DEBUG line per job."""
         if self.middleware is not None:
             for job, _ in built:
                 self.middleware.after_submit(job)
+        if logger.isEnabledFor(logging.DEBUG):
+            for job, _ in built:
+                logger.debug(
+                    "job %s submitted (%s)", job.id, job.status.value,
+                    extra={"component": "client", "job_id": job.id, "job_name": job.name, "priority": job.priority,
+                           "routing_key": job.routing_key},
+                )  # fmt: skip
 
     async def submit(
         self, name: str, payload: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
@@ -385,11 +396,10 @@ class Client:
         """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
         spec = _spec(name, payload, options)
         core = self._core()
-        job, body = core.build(spec)
-        core.broker.enqueue_blocking([(job, body)])
-        if core.middleware is not None:
-            core.middleware.after_submit(job)
-        return job.id
+        built = core.build(spec)
+        core.broker.enqueue_blocking([built])
+        core._submitted([built])
+        return built[0].id
 
     def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
         """See ``AsyncClient.submit_many``. Runs without an event loop: one round trip."""

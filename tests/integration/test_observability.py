@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from bananas.brokers.base import Delivery, Outcome
 from bananas.job import Job
 from bananas.middleware import Middleware
 from bananas.observability.health import ExporterMiddleware
+from bananas.observability.logs import ContextFilter
 from bananas.observability.metrics import PrometheusMiddleware
 from bananas.observability.tracing import TracingMiddleware
 from bananas.worker.worker import Worker
@@ -243,3 +245,71 @@ async def test_spans_carry_the_trace_through_headers_and_link_retries(broker_url
 
 def _named(exporter: InMemorySpanExporter, name: str) -> list[Any]:
     return [s for s in exporter.get_finished_spans() if s.name == name]
+
+
+class Captured(logging.Handler):
+    """Every record of the ``bananas`` loggers, fields filled in as the log tiers see them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.addFilter(ContextFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def where(self, text: str, **fields: object) -> list[Any]:  # records, with their extra fields
+        return [r for r in self.records if text in r.getMessage()
+                and all(getattr(r, k, None) == v for k, v in fields.items())]  # fmt: skip
+
+
+async def test_worker_logs_every_event_with_its_fields(broker_url: str) -> None:
+    app = Bananas(settings=make_settings(broker_url))
+
+    @app.task(priority=80)
+    async def fine(ctx: Context) -> int:
+        ctx.logger.info("from the handler")
+        return 1
+
+    @app.task(max_retries=1, retry=FAST)
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    captured = Captured()
+    root = logging.getLogger("bananas")
+    level = root.level
+    root.addHandler(captured)
+    root.setLevel(logging.DEBUG)
+    client = app.async_client()
+    try:
+        async with running_worker(app) as worker:
+            ok = await client.submit("fine", {})
+            bad = await client.submit("broken", {})
+            assert (await client.wait(ok, 10)).status is JobStatus.COMPLETED
+            assert (await client.wait(bad, 10)).status is JobStatus.FAILED
+        wid = worker.id
+    finally:
+        root.removeHandler(captured)
+        root.setLevel(level)
+        await client.close()
+
+    assert captured.where("started", component="worker", worker_id=wid)
+    assert captured.where("stopp", component="worker", worker_id=wid)
+    [submitted] = captured.where(f"job {ok} submitted", component="client")
+    assert (submitted.job_name, submitted.priority, submitted.routing_key) == ("fine", 80, "default")
+    [start] = captured.where(f"job {ok} started", component="worker", log_source="bananas_internal")
+    assert (start.job_name, start.priority, start.routing_key, start.attempt, start.worker_id) == (
+        "fine", 80, "default", 1, wid)  # fmt: skip
+    assert start.queue_wait_ms >= 0
+    [done] = captured.where(f"job {ok} done", job_id=ok)
+    assert done.duration_ms >= 0
+    [own] = captured.where("from the handler", log_source="bananas_job")
+    assert own.job_id == ok and own.job_name == "fine"
+    [retry] = captured.where(f"job {bad} attempt 1 failed", component="worker", attempt=1, job_name="broken")
+    assert retry.levelno == logging.INFO and retry.retry_delay_s > 0 and "boom" in retry.error
+    assert "RuntimeError" in retry.traceback and retry.duration_ms >= 0
+    [dead] = captured.where(f"job {bad} dead-lettered", attempt=2, reason="max_retries")
+    assert dead.levelno == logging.WARNING and "RuntimeError" in dead.traceback and dead.duration_ms >= 0
+    ticks = captured.where("scheduler tick", component="scheduler")
+    assert any(t.moved >= 1 and t.levelno == logging.INFO for t in ticks)  # the retry, made ready again
+    assert any(t.moved == t.recovered == t.lost == 0 and t.levelno == logging.DEBUG for t in ticks)

@@ -134,6 +134,7 @@ class BulkServer:
         self.auth: list[str | None] = []
         self.reject_whole: int | None = None  # answer every request with this status
         self.item_status: list[int] = []  # statuses for the next items (then 201)
+        self.hold: threading.Event | None = None  # a slow cluster: answer once this is set
         self.lock = threading.Lock()
         server = self
 
@@ -143,6 +144,8 @@ class BulkServer:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                if server.hold is not None:
+                    server.hold.wait(30)
                 with server.lock:
                     server.requests += 1
                     server.auth.append(self.headers.get("Authorization"))
@@ -198,7 +201,7 @@ def es_handler(url: str, **kw: Any) -> ElasticsearchHandler:
 
 
 def test_bulk_indexing_into_daily_indices_by_bytes_and_interval(bulk: BulkServer) -> None:
-    handler = es_handler(bulk.url, index_prefix="bananas-test", username="u", password="p")
+    handler = es_handler(bulk.url, index_prefix="bananas-test", username="u", password="p", max_buffer_bytes=1 << 20)
     for i in range(50):  # > flush_bytes: sent by size
         handler.handle(make_record("msg %d", i, job_id=f"J{i}"))
     wait_for(lambda: len(bulk.docs) == 50)
@@ -259,6 +262,31 @@ def test_breaker_falls_back_while_unreachable_and_recovers(bulk: BulkServer) -> 
     finally:
         handler.close()
         revived.stop()
+
+
+def test_a_stalled_cluster_never_blocks_the_logging_thread(bulk: BulkServer) -> None:
+    # One sender stuck in a request, its queue full: records keep being accepted at once
+    # (buffered up to max_buffer_bytes, then handed to the fallback and counted), and what
+    # was buffered is sent when the cluster answers again: every record lands once.
+    bulk.hold = threading.Event()
+    fallback = ListHandler()
+    handler = es_handler(bulk.url, flush_bytes=512, flush_interval_s=0.01, max_buffer_bytes=32 * 1024, timeout_s=30,
+                         fallback=fallback, fallback_below=logging.WARNING)  # fmt: skip
+    emitted = threading.Thread(target=lambda: [handler.handle(make_record("m %d", i)) for i in range(3000)])
+    emitted.start()
+    emitted.join(20)
+    try:
+        assert not emitted.is_alive(), "handle() blocked on a stalled cluster"
+        assert handler.dropped > 0 and bulk.requests <= 1
+        assert len(fallback.records) == handler.dropped  # what did not fit went to the console/file tiers
+    finally:
+        bulk.hold.set()
+    handler.flush()
+    wait_for(lambda: len(bulk.docs) == 3000 - handler.dropped)
+    indexed = {d["message"] for d in bulk.docs}
+    assert indexed.isdisjoint(r.getMessage() for r in fallback.records) and len(indexed) == len(bulk.docs)
+    handler.close()
+    handler.close()  # again, as logging.shutdown() does at exit: a no-op
 
 
 def test_cloud_id_names_the_cluster() -> None:

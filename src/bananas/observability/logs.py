@@ -394,14 +394,14 @@ class ElasticsearchHandler(logging.Handler):
         self.formatter_json = JSONFormatter()
         self.sent = 0  # documents indexed
         self.rejected = 0  # documents the cluster refused for good (mapping errors and such)
-        self.dropped = 0  # documents dropped because the buffer was full
+        self.dropped = 0  # documents not indexed because the buffer was full (sent to the fallback)
         self.requests = 0
         self._buf: list[bytes] = []
         self._buf_bytes = 0
         self._lock = threading.Lock()
         self._batches: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=workers * 2)
         self._retry: list[bytes] = []
-        self._closed = threading.Event()
+        self._stopped = threading.Event()
         self._idle = threading.Condition()
         self._inflight = 0
         self._threads = [
@@ -421,7 +421,8 @@ class ElasticsearchHandler(logging.Handler):
             doc["@timestamp"] = doc.pop("ts")
             index = f"{self.index_prefix}-{datetime.fromtimestamp(record.created, tz=UTC):%Y.%m.%d}"
             line = b'{"index":{"_index":"%s"}}\n%s\n' % (index.encode(), encode_json(doc))
-            self._append([line])
+            if not self._append([line]):
+                self._to_fallback(record)  # the buffer is full (a slow or absent cluster)
         except Exception:  # noqa: BLE001 - logging.Handler's contract: report, never raise
             self.handleError(record)
 
@@ -430,19 +431,36 @@ class ElasticsearchHandler(logging.Handler):
         if self.fallback is not None and record.levelno < self.fallback_below:
             self.fallback.handle(record)
 
-    def _append(self, lines: list[bytes]) -> None:
-        full: list[bytes] | None = None
+    def _append(self, lines: list[bytes]) -> bool:
+        """Buffer ``lines``; False when some did not fit (counted in ``dropped``).
+
+        Never blocks the listener thread (and with it the console and file tiers): while
+        every sender is busy (a slow cluster), lines stay in the buffer, up to
+        ``max_buffer_bytes``; a record that does not fit goes to the fallback instead.
+        """
+        fitted = True
         with self._lock:
             for line in lines:
                 if self._buf_bytes + len(line) > self.max_buffer_bytes:
                     self.dropped += 1
+                    fitted = False
                     continue
                 self._buf.append(line)
                 self._buf_bytes += len(line)
-            if self._buf_bytes >= self.flush_bytes and self.breaker.allow():
-                full = self._cut()
-        if full:
-            self._batches.put(full)
+            if self._buf_bytes >= self.flush_bytes:
+                self._queue_buffer()
+        return fitted
+
+    def _queue_buffer(self) -> None:
+        """Hand the buffer to the senders unless they are all busy or the breaker is open
+        (the caller holds the lock; the buffer is kept then)."""
+        if not self._buf or self._batches.full() or not self.breaker.allow():
+            return
+        batch = self._cut()
+        try:
+            self._batches.put_nowait(batch)
+        except queue.Full:  # flush() put one in meanwhile: keep it for the next round
+            self._buf, self._buf_bytes = batch, sum(map(len, batch))
 
     def _cut(self) -> list[bytes]:
         batch, self._buf, self._buf_bytes = self._buf, [], 0
@@ -458,9 +476,9 @@ class ElasticsearchHandler(logging.Handler):
             self._idle.wait_for(lambda: self._batches.empty() and self._inflight == 0, timeout_s)
 
     def close(self) -> None:
-        if not self._closed.is_set():
+        if not self._stopped.is_set():
             self.flush(self.timeout_s)
-            self._closed.set()
+            self._stopped.set()
             for _ in self._threads:
                 with contextlib.suppress(queue.Full):
                     self._batches.put_nowait(None)
@@ -468,11 +486,9 @@ class ElasticsearchHandler(logging.Handler):
 
     # --- sending -----------------------------------------------------------------
     def _timer_loop(self) -> None:
-        while not self._closed.wait(self.flush_interval_s):
+        while not self._stopped.wait(self.flush_interval_s):
             with self._lock:
-                batch = self._cut() if self._buf and self.breaker.allow() else []
-            if batch:
-                self._batches.put(batch)
+                self._queue_buffer()
 
     def _send_loop(self) -> None:
         while True:

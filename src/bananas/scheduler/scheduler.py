@@ -84,10 +84,13 @@ class Scheduler:
         while not self._stopping and time.time() < renew_by:
             report = await self.broker.tick(self.settings.worker.max_deliveries, self.settings.jobs.failed_ttl_s)
             self.ticks += 1
-            if report.moved or report.recovered or report.lost:
-                logger.info(
-                    "scheduler moved %d due jobs, recovered %d expired leases, dead-lettered %d as worker_lost",
-                    report.moved, report.recovered, report.lost, extra={"component": "scheduler"},
+            level = logging.INFO if report.moved or report.recovered or report.lost else logging.DEBUG
+            if logger.isEnabledFor(level):  # every tick at DEBUG, those that changed something at INFO
+                logger.log(
+                    level, "scheduler tick %d: moved %d due jobs, recovered %d expired leases, dead-lettered %d as "
+                    "worker_lost", self.ticks, report.moved, report.recovered, report.lost,
+                    extra={"component": "scheduler", "moved": report.moved, "recovered": report.recovered,
+                           "lost": report.lost},
                 )  # fmt: skip
             wake_at = renew_by if report.next_due is None else min(renew_by, report.next_due)
             if self.cron is not None:

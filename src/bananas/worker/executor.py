@@ -91,19 +91,24 @@ class Executor:
         except asyncio.CancelledError:
             raise
         except PermanentError as exc:
-            return self._dead(d, attempt, DeadReason.PERMANENT, _describe(exc), traceback.format_exc(), job=job)
+            ran = _ms_since(started)
+            return self._dead(d, attempt, DeadReason.PERMANENT, _describe(exc), traceback.format_exc(), job=job,
+                              duration_ms=ran)  # fmt: skip
         except TimeoutError as exc:
             message = str(exc) if str(exc).startswith("timed out") else _describe(exc)
-            return self._failed_attempt(d, job, task.retry, attempt, message, traceback.format_exc())
+            return self._failed_attempt(
+                d, job, task.retry, attempt, message, traceback.format_exc(), _ms_since(started)
+            )
         except BaseException as exc:  # noqa: BLE001 - no handler exception may kill the worker
-            return self._failed_attempt(d, job, task.retry, attempt, _describe(exc), traceback.format_exc())
+            ran = _ms_since(started)
+            return self._failed_attempt(d, job, task.retry, attempt, _describe(exc), traceback.format_exc(), ran)
         try:
             data = wire.encode(result)
         except PayloadError as exc:
             return self._dead(d, attempt, DeadReason.PERMANENT, f"handler returned a value that {exc}", job=job)
         if debug:
-            ms = (time.perf_counter() - started) * 1e3
-            logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": round(ms, 3)})
+            ms = _ms_since(started)
+            logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": ms})
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
 
     async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
@@ -116,15 +121,18 @@ class Executor:
             self._pool.abandon()  # the thread runs on; its late result is discarded
             raise TimeoutError(f"timed out after {timeout_s:g} s (sync handler abandoned)") from None
 
-    def _failed_attempt(self, d: Delivery, job: Job, policy: RetryPolicy, attempt: int, error: str, tb: str) -> Outcome:
+    def _failed_attempt(
+        self, d: Delivery, job: Job, policy: RetryPolicy, attempt: int, error: str, tb: str, duration_ms: float
+    ) -> Outcome:
         tb = tb[-MAX_TRACEBACK_CHARS:]
         if attempt > job.max_retries:
             message = f"{error} (gave up after {attempt} attempts)"
-            return self._dead(d, attempt, DeadReason.MAX_RETRIES, message, tb, job=job)
+            return self._dead(d, attempt, DeadReason.MAX_RETRIES, message, tb, job=job, duration_ms=duration_ms)
         delay = policy.delay_s(attempt, random.random())
         logger.info(
             "job %s attempt %d failed, retry in %.2f s: %s", d.id, attempt, delay, error,
-            extra={**self._fields(d, job, attempt), "error": error, "traceback": tb, "retry_delay_s": round(delay, 3)},
+            extra={**self._fields(d, job, attempt), "error": error, "traceback": tb, "retry_delay_s": round(delay, 3),
+                   "duration_ms": duration_ms},
         )  # fmt: skip
         return Outcome(
             d.id, d.routing_key, d.token, "retry", attempt,
@@ -141,16 +149,29 @@ class Executor:
         return fields
 
     def _dead(
-        self, d: Delivery, attempt: int, reason: DeadReason, error: str, tb: str = "", *, job: Job | None = None
+        self,
+        d: Delivery,
+        attempt: int,
+        reason: DeadReason,
+        error: str,
+        tb: str = "",
+        *,
+        job: Job | None = None,
+        duration_ms: float | None = None,
     ) -> Outcome:
-        logger.warning(
-            "job %s dead-lettered (%s): %s", d.id, reason.value, error,
-            extra={**self._fields(d, job, attempt), "reason": reason.value, "error": error, "traceback": tb},
-        )  # fmt: skip
+        extra = {**self._fields(d, job, attempt), "reason": reason.value, "error": error, "traceback": tb}
+        if duration_ms is not None:  # the handler ran
+            extra["duration_ms"] = duration_ms
+        logger.warning("job %s dead-lettered (%s): %s", d.id, reason.value, error, extra=extra)
         return Outcome(
             d.id, d.routing_key, d.token, "failed", attempt,
             error=error, traceback=tb[-MAX_TRACEBACK_CHARS:], reason=reason.value,
         )  # fmt: skip
+
+
+def _ms_since(started: float) -> float:
+    """Milliseconds since ``perf_counter()`` read ``started``, to the microsecond."""
+    return round((time.perf_counter() - started) * 1e3, 3)
 
 
 async def _with_deadline(coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
