@@ -9,6 +9,7 @@ import pytest
 
 from bananas import Bananas
 from bananas.brokers.base import Delivery, Offer
+from bananas.observability import health as health_module
 from bananas.observability.health import worker_live
 from bananas.worker import worker as worker_module
 from tests.conftest import make_settings, running_worker
@@ -42,3 +43,32 @@ async def test_stuck_fetch_loop_is_rebuilt(broker_url: str, monkeypatch: pytest.
         assert await client.submit_and_wait("hello", timeout=10) == "hi"
         assert worker_live(worker).status == 200
     await client.close()
+
+
+async def test_health_fails_while_the_fetch_loop_is_stuck(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The watchdog is kept from acting (its threshold far away), so the stall lasts: /health
+    # turns 503 once the loop made no progress for STALE_FETCH_S, and is 200 again after.
+    monkeypatch.setattr(worker_module, "IDLE_BLOCK_S", 0.1)
+    monkeypatch.setattr(worker_module, "STALL_S", 3600.0)
+    monkeypatch.setattr(health_module, "STALE_FETCH_S", 0.3)
+    app = Bananas(settings=make_settings(broker_url))
+    async with running_worker(app) as worker:
+        original = worker.broker.wait_for_work
+        stuck, release = asyncio.Event(), asyncio.Event()
+
+        async def wait_for_work(routing_keys: Sequence[str], timeout_s: float, offer: Offer | None) -> list[Delivery]:
+            if not release.is_set():
+                stuck.set()
+                await release.wait()
+            return await original(routing_keys, timeout_s, offer)
+
+        monkeypatch.setattr(worker.broker, "wait_for_work", wait_for_work)
+        await asyncio.wait_for(stuck.wait(), 10)
+        while worker.fetch_stalled_s < 0.3:  # the clock, not an event: the stall must last
+            await asyncio.sleep(0.05)
+        sick = worker_live(worker)
+        assert sick.status == 503 and worker.fetch_restarts == 0
+        release.set()
+        while worker.fetch_stalled_s >= 0.3:
+            await asyncio.sleep(0.02)
+        assert worker_live(worker).status == 200
