@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +16,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bananas import Bananas, Context, JobStatus, PermanentError, RetryPolicy
+from bananas import Bananas, Context, JobStatus, PermanentError, RetryPolicy, wire
 from bananas.brokers.base import Delivery, Outcome
-from bananas.job import Job
+from bananas.job import Job, new_id
 from bananas.middleware import Middleware
 from bananas.observability.health import ExporterMiddleware
 from bananas.observability.logs import ContextFilter
@@ -171,6 +172,10 @@ async def test_prometheus_and_health_endpoints_of_a_worker(broker_url: str) -> N
         if ctx.attempt == 1:
             raise ValueError("again")
 
+    @app.task
+    async def typed(n: int) -> int:
+        return n
+
     client = app.async_client()
     await client.submit("flaky", routing_key="elsewhere")
     async with running_worker(app) as worker:
@@ -178,6 +183,9 @@ async def test_prometheus_and_health_endpoints_of_a_worker(broker_url: str) -> N
         await asyncio.wait_for(_until(lambda: True), 1)
         job_id = await client.submit("flaky")
         await client.wait(job_id, 10)
+        unfit = Job(id=new_id(), name="typed", payload={"n": "x"}, created_at=time.time())
+        await client.broker.enqueue([(unfit, wire.encode_job(unfit))])  # dead-lettered before it runs
+        assert (await client.wait(unfit.id, 10)).status is JobStatus.FAILED
         await asyncio.wait_for(exporter.started.wait(), 10)
         assert exporter.server is not None
         base = f"http://127.0.0.1:{exporter.server.port}"
@@ -194,13 +202,15 @@ async def test_prometheus_and_health_endpoints_of_a_worker(broker_url: str) -> N
             'bananas_jobs_completed_total{name="flaky",status="completed"} 1.0',
             'bananas_retry_total{name="flaky"} 1.0',
             'bananas_queue_depth{priority="50",routing_key="elsewhere"} 1.0',
-            "bananas_dlq_size 0.0",
+            "bananas_dlq_size 1.0",
             "bananas_broker_up 1.0",
             'bananas_workers_needed{routing_key="elsewhere"} 1.0',
             "bananas_job_duration_seconds_count",
             'bananas_oldest_job_age_seconds{routing_key="elsewhere"}',
             "bananas_scheduler_leader",
             "bananas_redelivered_total 0.0",
+            'bananas_worker_active{routing_key="default"} 0.0',  # nothing running: none counted twice or never
+            'bananas_dead_lettered_total{name="typed",reason="invalid_payload"} 1.0',
         ):
             assert line in text, line
         families = {ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE")}
@@ -241,6 +251,40 @@ async def test_spans_carry_the_trace_through_headers_and_link_retries(broker_url
     insides = _named(exporter, "inside")
     assert {s.parent.span_id for s in insides if s.parent} == {e.context.span_id for e in executes}
     assert len(_named(exporter, "bananas.dequeue default")) == 2
+
+
+async def test_jobs_dead_lettered_before_running_still_get_spans(broker_url: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = Bananas(settings=make_settings(broker_url), middleware=[TracingMiddleware(tracer_provider=provider)])
+
+    @app.task
+    async def typed(n: int) -> int:
+        return n
+
+    client = app.async_client()
+    async with running_worker(app):
+        with provider.get_tracer("test").start_as_current_span("request") as root:
+            missing = await client.submit("missing")
+        unfit = Job(id=new_id(), name="typed", payload={"n": "x"}, created_at=time.time())
+        await client.broker.enqueue([(unfit, wire.encode_job(unfit))])  # past the client's payload check
+        malformed = Job(id=new_id(), name="typed", payload={}, created_at=time.time())
+        await client.broker.enqueue([(malformed, b"{not json")])
+        for job_id in (missing, unfit.id, malformed.id):
+            assert (await client.wait(job_id, 10)).status is JobStatus.FAILED
+        await asyncio.wait_for(_until(lambda: len(_named(exporter, "bananas.ack")) == 3), 10)
+    await client.close()
+    [no_handler] = _named(exporter, "bananas.execute missing")
+    assert no_handler.context.trace_id == root.get_span_context().trace_id
+    assert (
+        no_handler.status.status_code.name == "ERROR" and no_handler.attributes["bananas.dead_reason"] == "no_handler"
+    )
+    [payload] = _named(exporter, "bananas.execute typed")
+    assert payload.attributes["bananas.dead_reason"] == "invalid_payload"
+    [unreadable] = _named(exporter, "bananas.execute")
+    assert unreadable.attributes["bananas.dead_reason"] == "malformed"
+    assert unreadable.attributes["messaging.message.id"] == malformed.id
 
 
 def _named(exporter: InMemorySpanExporter, name: str) -> list[Any]:

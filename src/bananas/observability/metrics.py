@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bananas.brokers.base import Broker, Delivery, Outcome, QueueStats
 from bananas.errors import BananasError, MissingDependencyError
+from bananas.job import DeadReason
 from bananas.middleware import Middleware
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ MAX_LABEL_VALUES = 200
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, float("inf"))
 #: How many recently finished jobs of each terminal status ``collect_snapshot`` samples.
 SAMPLE = 1000
+
+#: Dead-lettered before the handler ran (no ``before_execute``, so not counted as active).
+_DEAD_ON_ARRIVAL = frozenset({DeadReason.MALFORMED.value, DeadReason.NO_HANDLER.value, DeadReason.PAYLOAD.value})
 
 
 # --- the typed snapshot -------------------------------------------------------------
@@ -304,7 +308,7 @@ class PrometheusMiddleware(Middleware):
         name = self._names(ctx.name) if ctx is not None else "unknown"
         self.completed.labels(name, outcome.kind).inc()
         self.duration.labels(name).observe(duration_s)
-        if ctx is not None and outcome.reason not in ("malformed", "no_handler", "payload"):
+        if ctx is not None and outcome.reason not in _DEAD_ON_ARRIVAL:  # before_execute ran: it counted this one
             self.active.labels(self._keys(ctx.routing_key)).dec()
 
     def after_retry(self, ctx: Context | None, outcome: Outcome) -> None:

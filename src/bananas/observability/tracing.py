@@ -111,7 +111,9 @@ class TracingMiddleware(Middleware):
     def after_execute(self, ctx: Context | None, delivery: Delivery, outcome: Outcome, duration_s: float) -> None:
         entry = self._running.pop(delivery.id, None)
         if entry is None:
-            return
+            if outcome.kind != "failed":
+                return
+            entry = self._dead_on_arrival(ctx, delivery)
         span, token, _ = entry
         span.set_attribute("bananas.outcome", outcome.kind)
         if outcome.kind != "completed":
@@ -121,10 +123,26 @@ class TracingMiddleware(Middleware):
             if outcome.reason:
                 span.set_attribute("bananas.dead_reason", outcome.reason)
         span.end()
-        self._context.detach(token)
+        if token is not None:
+            self._context.detach(token)
         if len(self._running) >= MAX_OPEN:
             self._running.clear()
         self._running[delivery.id] = (span, None, time.time_ns())
+
+    def _dead_on_arrival(self, ctx: Context | None, delivery: Delivery) -> tuple[Any, Any, int]:
+        """Spans for a job dead-lettered before its handler ran (no handler, a payload that
+        does not fit: in the submitter's trace; malformed: a trace of its own, the headers
+        being unreadable), so that the trace shows where it ended."""
+        if ctx is not None:
+            self.before_execute(ctx)
+            return self._running.pop(delivery.id)
+        self._dequeued.pop(delivery.id, None)
+        span = self._tracer.start_span(
+            "bananas.execute", kind=self._trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "bananas", "messaging.message.id": delivery.id,
+                        "messaging.destination.name": delivery.routing_key},
+        )  # fmt: skip
+        return span, None, 0
 
     def after_ack(self, outcome: Outcome, accepted: bool) -> None:
         entry = self._running.pop(outcome.id, None)
