@@ -4,11 +4,13 @@ multi-process mode, and an OpenTelemetry trace continued from the submitting pro
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -108,3 +110,31 @@ def test_trace_continues_in_a_worker_process(spawn_worker: Spawn, redis_server: 
     assert sorted(len(s["links"]) for s in executes) == [0, 1]  # the retry links to the submit
     assert {s["name"] for s in mine} >= {"bananas.dequeue default", "inside", "bananas.ack"}
     client.close()
+
+
+def test_a_worker_writes_json_logs_to_the_console_and_a_rotating_file(
+    spawn_worker: Spawn, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    redis_server.client().flushall()  # no offer left by an earlier test's killed worker
+    logfile = tmp_path / "logs" / "worker.log"
+    env = {"LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG", "LOG_FILE_ENABLED": "true", "LOG_FILE_PATH": str(logfile),
+           "LOG_FILE_LEVEL": "INFO"}  # fmt: skip
+    worker = spawn_worker(redis_server.url, "--concurrency", "2", env=env)
+    with Client(redis_server.url) as client:
+        job_id = client.submit("noop")
+        assert client.wait(job_id, 20).status.value == "completed"
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+
+    def lines(text: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    console = lines(worker.output())
+    ours = [d for d in console if d["logger"].startswith("bananas")]
+    assert ours and all({"ts", "level", "logger", "message", "component", "log_source"} <= set(d) for d in ours)
+    assert all(d["log_source"] == "application" for d in console if d not in ours)  # asyncio's, say
+    [done] = [d for d in console if d.get("job_id") == job_id and "done in" in d["message"]]  # DEBUG: console only
+    assert done["job_name"] == "noop" and done["duration_ms"] >= 0 and done["worker_id"]
+    stored = lines(logfile.read_text())
+    assert any(d["message"].startswith("worker ") and "started" in d["message"] for d in stored)
+    assert all(d["level"] != "DEBUG" for d in stored)  # the file tier has a level of its own
