@@ -96,9 +96,8 @@ class Executor:
                               duration_ms=ran)  # fmt: skip
         except TimeoutError as exc:
             message = str(exc) if str(exc).startswith("timed out") else _describe(exc)
-            return self._failed_attempt(
-                d, job, task.retry, attempt, message, traceback.format_exc(), _ms_since(started)
-            )
+            ran = _ms_since(started)
+            return self._failed_attempt(d, job, task.retry, attempt, message, traceback.format_exc(), ran)
         except BaseException as exc:  # noqa: BLE001 - no handler exception may kill the worker
             ran = _ms_since(started)
             return self._failed_attempt(d, job, task.retry, attempt, _describe(exc), traceback.format_exc(), ran)
