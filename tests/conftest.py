@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bananas import Bananas
+from bananas.brokers.redis import RedisBroker
 from bananas.settings import JobDefaults, SchedulerSettings, Settings, WorkerSettings
 from bananas.testing import RedisServer
 from bananas.worker import Worker
@@ -60,6 +61,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+async def redis_broker(redis_server: RedisServer) -> AsyncIterator[RedisBroker]:
+    """A ``RedisBroker`` on the session's redis-server, emptied first."""
+    redis_server.client().flushall()
+    broker = RedisBroker(redis_server.url)
+    yield broker
+    await broker.close()
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bananas import Bananas, Client, wire
 from bananas.brokers.base import Lease, Offer, Outcome
@@ -23,14 +20,6 @@ RK = "default"
 IDLE = "bananas:{default}:idle"
 
 
-@pytest.fixture
-async def broker(redis_server: RedisServer) -> AsyncIterator[RedisBroker]:
-    redis_server.client().flushall()
-    b = RedisBroker(redis_server.url)
-    yield b
-    await b.close()
-
-
 def job(name: str = "t") -> tuple[Job, bytes]:
     j = Job(id=new_id(), name=name, payload={}, created_at=time.time())
     return j, wire.encode_job(j)
@@ -41,61 +30,64 @@ async def offer_and_enqueue(broker: RedisBroker, offer: Offer, *jobs: tuple[Job,
     await broker.enqueue(list(jobs))
 
 
-async def test_an_offer_takes_the_next_submit_leased(broker: RedisBroker, redis_server: RedisServer) -> None:
+async def test_an_offer_takes_the_next_submit_leased(redis_broker: RedisBroker, redis_server: RedisServer) -> None:
     offer = Offer("w1", 30.0)
     first, second = job(), job()
-    await offer_and_enqueue(broker, offer, first, second)
-    [handed] = await broker.wait_for_work([RK], 1.0, offer)
+    await offer_and_enqueue(redis_broker, offer, first, second)
+    [handed] = await redis_broker.wait_for_work([RK], 1.0, offer)
     assert (handed.id, handed.token, handed.attempts, handed.body) == (first[0].id, 1, 0, first[1])
-    seen = await broker.get_job(first[0].id)
+    seen = await redis_broker.get_job(first[0].id)
     assert seen is not None and seen.status is JobStatus.PROCESSING and seen.worker == "w1"
     r = redis_server.client()
     assert r.zscore("bananas:{default}:leases", first[0].id) is not None
     assert r.zrange("bananas:{default}:ready", 0, -1) == [second[0].id.encode()]  # one offer, one job
     assert r.llen("bananas:{default}:signal") == 1  # only the job left ready wakes anyone
-    assert await broker.ack([Outcome(handed.id, RK, handed.token, "completed", 1, result=b"1")], (60, 60)) == [True]
+    done = Outcome(handed.id, RK, handed.token, "completed", 1, result=b"1")
+    assert await redis_broker.ack([done], (60, 60)) == [True]
 
 
-async def test_the_next_dequeue_takes_handed_jobs_first(broker: RedisBroker) -> None:
+async def test_the_next_dequeue_takes_handed_jobs_first(redis_broker: RedisBroker) -> None:
     offer = Offer("w1", 30.0)
     handed, ready = job(), job()
-    await offer_and_enqueue(broker, offer, handed)
-    await broker.enqueue([ready])
-    got = await broker.dequeue([RK], 10, 30.0, "w1", offer=offer)
+    await offer_and_enqueue(redis_broker, offer, handed)
+    await redis_broker.enqueue([ready])
+    got = await redis_broker.dequeue([RK], 10, 30.0, "w1", offer=offer)
     assert [(d.id, d.token) for d in got] == [(handed[0].id, 1), (ready[0].id, 1)]
 
 
-async def test_a_handed_job_whose_lease_ran_out_is_recovered_not_run_twice(broker: RedisBroker) -> None:
+async def test_a_handed_job_whose_lease_ran_out_is_recovered_not_run_twice(redis_broker: RedisBroker) -> None:
     offer = Offer("w1", 0.05)
     handed = job()
-    await offer_and_enqueue(broker, offer, handed)
+    await offer_and_enqueue(redis_broker, offer, handed)
     await asyncio.sleep(0.1)  # the lease (50 ms) runs out: what is under test is time
-    assert (await broker.tick(3, 60)).recovered == 1
+    assert (await redis_broker.tick(3, 60)).recovered == 1
     # The stale inbox entry is dropped; the job comes back from `ready` as delivery 2.
-    [again] = await broker.dequeue([RK], 10, 30.0, "w1", offer=offer)
+    [again] = await redis_broker.dequeue([RK], 10, 30.0, "w1", offer=offer)
     assert (again.id, again.token) == (handed[0].id, 2)
 
 
-async def test_a_lapsed_offer_is_not_used(broker: RedisBroker, redis_server: RedisServer) -> None:
+async def test_a_lapsed_offer_is_not_used(redis_broker: RedisBroker, redis_server: RedisServer) -> None:
     r = redis_server.client()
     r.zadd(IDLE, {"30000|dead-worker": int(time.time() * 1000) - 1})  # a worker that died while idle
     j = job()
-    await broker.enqueue([j])
+    await redis_broker.enqueue([j])
     assert r.zrange("bananas:{default}:ready", 0, -1) == [j[0].id.encode()]
     assert r.zcard(IDLE) == 0
 
 
-async def test_withdraw_returns_what_was_handed_for_requeue(broker: RedisBroker, redis_server: RedisServer) -> None:
+async def test_withdraw_returns_what_was_handed_for_requeue(
+    redis_broker: RedisBroker, redis_server: RedisServer
+) -> None:
     offer = Offer("w1", 30.0)
     handed = job()
-    await offer_and_enqueue(broker, offer, handed)
-    [back] = await broker.withdraw([RK], offer)
+    await offer_and_enqueue(redis_broker, offer, handed)
+    [back] = await redis_broker.withdraw([RK], offer)
     assert (back.id, back.token) == (handed[0].id, 1)
-    assert await broker.requeue([Lease(back.id, RK, back.token)]) == 1
+    assert await redis_broker.requeue([Lease(back.id, RK, back.token)]) == 1
     assert redis_server.client().zcard(IDLE) == 0
     later = job()
-    await broker.enqueue([later])  # no offer left: it goes to `ready`
-    got = await broker.dequeue([RK], 10, 30.0, "w2")
+    await redis_broker.enqueue([later])  # no offer left: it goes to `ready`
+    got = await redis_broker.dequeue([RK], 10, 30.0, "w2")
     assert [d.id for d in got] == [handed[0].id, later[0].id]
 
 
