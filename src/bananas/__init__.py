@@ -22,10 +22,10 @@ from bananas.errors import (
     ResultError,
     ResultTimeout,
 )
-from bananas.job import DeadReason, Job, JobStatus, Priority
-from bananas.scheduler.schedule import Schedule
+from bananas.job import DeadReason, Job, JobStatus, Priority, RetryPolicy
+from bananas.schedule import Schedule
 from bananas.settings import Settings
-from bananas.task import RetryPolicy, Task
+from bananas.task import Task
 
 __version__ = "0.1.0"
 

@@ -1,24 +1,27 @@
-"""``Bananas``: the application object, holding settings and the task registry."""
+"""``Bananas``: the application object users declare tasks and schedules on.
+
+What it declares lands in its ``Registry`` (``app.registry``), which is all the
+services (worker, scheduler, job building) read of it."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
+from bananas.client import AsyncClient, Client
+from bananas.context import Context
 from bananas.errors import ConfigurationError
+from bananas.job import RetryPolicy
 from bananas.middleware import Middleware
-from bananas.scheduler.schedule import MissedPolicy, Schedule, ScheduleRegistry
+from bananas.observability import default_middleware
+from bananas.observability.snapshot import MetricsSnapshot
+from bananas.registry import Registry
+from bananas.schedule import MissedPolicy, Schedule, ScheduleRegistry
 from bananas.settings import Settings
-from bananas.task import RetryPolicy, Task
-
-if TYPE_CHECKING:
-    from bananas.client import AsyncClient, Client
-    from bananas.observability.metrics import MetricsSnapshot
-    from bananas.worker.worker import Worker
+from bananas.task import Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,6 +30,12 @@ T = TypeVar("T")
 
 class TaskDecorator(Protocol):
     """What ``@app.task(...)`` with options returns."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
@@ -56,18 +65,26 @@ class Bananas:
         base = settings or Settings.from_env(os.environ)
         if url is not None:
             base = dataclasses.replace(base, url=url)
-        self.settings = base
+        #: what the services (worker, scheduler, job building) read of this app.
+        self.registry = Registry(base, default_middleware(base) if middleware is None else middleware)
+        #: the tasks declared with ``@app.task``, by name.
         self.tasks: dict[str, Task[Any, Any]] = {}
-        #: cron schedules fired by the scheduler leader (``@app.cron``, ``schedules.register``).
-        self.schedules = ScheduleRegistry()
         self._client: Client | None = None
-        if middleware is None:
-            from bananas.observability import default_middleware
 
-            middleware = default_middleware(base)
-        self.middleware: list[Middleware] = list(middleware)
-        #: workers running this app in this process (for ``metrics()``).
-        self.workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+    @property
+    def settings(self) -> Settings:
+        """The settings (``configure`` replaces them)."""
+        return self.registry.settings
+
+    @property
+    def schedules(self) -> ScheduleRegistry:
+        """Cron schedules fired by the scheduler leader (``@app.cron``, ``schedules.register``)."""
+        return self.registry.schedules
+
+    @property
+    def middleware(self) -> list[Middleware]:
+        """Hooks for this app's clients and workers."""
+        return self.registry.middleware
 
     def configure(self, settings: Settings) -> None:
         """Replace the settings (a worker started with ``--url`` points its app, and so
@@ -75,12 +92,18 @@ class Bananas:
         if self._client is not None and settings.url != self.settings.url:
             self._client.close()
             self._client = None
-        self.settings = settings
+        self.registry.settings = settings
 
     @property
     def url(self) -> str:
         """The broker URL."""
         return self.settings.url
+
+    @overload
+    def task(self, fn: Callable[Concatenate[Context, P], Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def task(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
 
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
@@ -125,8 +148,7 @@ class Bananas:
                 self, func, name=name, priority=priority, routing_key=routing_key,
                 max_retries=max_retries, timeout=timeout, retry=retry,
             )  # fmt: skip
-            if task.name in self.tasks:
-                raise ConfigurationError(f"a task named {task.name!r} is already registered")
+            self.registry.add(task)
             self.tasks[task.name] = task
             return task
 
@@ -172,8 +194,6 @@ class Bananas:
     def client(self) -> Client:
         """A synchronous client on this app's broker that knows its tasks."""
         if self._client is None:
-            from bananas.client import Client
-
             self._client = Client(self.url, app=self)
         return self._client
 
@@ -183,6 +203,4 @@ class Bananas:
 
     def async_client(self) -> AsyncClient:
         """A new asynchronous client on this app's broker that knows its tasks."""
-        from bananas.client import AsyncClient
-
         return AsyncClient(self.url, app=self)

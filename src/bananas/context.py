@@ -81,5 +81,7 @@ class Context:
         """True once someone asked to cancel this running job (``client.cancel``)."""
         return self._cancelled
 
-    def _cancel(self) -> None:
-        self._cancelled = True
+
+def flag_cancelled(ctx: Context) -> None:
+    """Set ``ctx.cancelled`` (the worker does, when someone cancels the running job)."""
+    ctx._cancelled = True

@@ -12,8 +12,8 @@ import time
 from bananas.app import Bananas
 from bananas.context import Context
 from bananas.errors import PermanentError
+from bananas.job import RetryPolicy
 from bananas.settings import Settings
-from bananas.task import RetryPolicy
 
 
 def resize_image(ctx: Context, url: str, width: int) -> str:

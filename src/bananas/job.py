@@ -7,6 +7,7 @@ import random
 import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -121,6 +122,20 @@ def to_seconds(value: float | timedelta | None) -> float | None:
     if isinstance(value, timedelta):
         return value.total_seconds()
     return float(value)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: ``min(max_s, base_s * 2**attempt)``, jittered by ±``jitter``."""
+
+    base_s: float = 1.0
+    max_s: float = 3600.0
+    jitter: float = 0.2
+
+    def delay_s(self, attempt: int, rand: float) -> float:
+        """Delay before retry number ``attempt`` (1-based); ``rand`` is uniform in [0, 1)."""
+        raw = min(self.max_s, self.base_s * float(2**attempt))
+        return float(max(0.0, min(self.max_s, raw * (1 + self.jitter * (2 * rand - 1)))))
 
 
 class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):

@@ -14,16 +14,61 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from bananas.brokers.base import Delivery, Outcome
-
-if TYPE_CHECKING:
-    from bananas.context import Context
-    from bananas.job import Job
-    from bananas.worker.worker import Worker
+from bananas.brokers.base import Broker, Delivery, Outcome
+from bananas.context import Context
+from bananas.job import Job
+from bananas.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+class SchedulerView(Protocol):
+    """What observability reads of a worker's scheduler."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def ticks(self) -> int: ...
+
+
+class WorkerView(Protocol):
+    """What middleware, metrics and health read of a running worker (``Worker`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def broker(self) -> Broker: ...
+
+    @property
+    def started_at(self) -> float: ...
+
+    @property
+    def last_fetch(self) -> float: ...
+
+    @property
+    def fetch_restarts(self) -> int: ...
+
+    @property
+    def fetch_stalled_s(self) -> float: ...
+
+    @property
+    def busy(self) -> int: ...
+
+    @property
+    def processed(self) -> int: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def scheduler(self) -> SchedulerView | None: ...
 
 
 class Middleware:
@@ -37,13 +82,13 @@ class Middleware:
         """The broker stored the job."""
 
     # --- worker side -------------------------------------------------------------
-    def worker_start(self, worker: Worker) -> None:
+    def worker_start(self, worker: WorkerView) -> None:
         """A worker started (before its first fetch)."""
 
-    def worker_stop(self, worker: Worker) -> None:
+    def worker_stop(self, worker: WorkerView) -> None:
         """A worker stopped (after its last outcome was stored)."""
 
-    def after_dequeue(self, delivery: Delivery, worker: Worker) -> None:
+    def after_dequeue(self, delivery: Delivery, worker: WorkerView) -> None:
         """A job was leased to this worker."""
 
     def before_execute(self, ctx: Context) -> None:
@@ -98,13 +143,13 @@ class MiddlewareChain:
     def after_submit(self, job: Job) -> None:
         self._call("after_submit", job)
 
-    def worker_start(self, worker: Worker) -> None:
+    def worker_start(self, worker: WorkerView) -> None:
         self._call("worker_start", worker)
 
-    def worker_stop(self, worker: Worker) -> None:
+    def worker_stop(self, worker: WorkerView) -> None:
         self._call("worker_stop", worker)
 
-    def after_dequeue(self, delivery: Delivery, worker: Worker) -> None:
+    def after_dequeue(self, delivery: Delivery, worker: WorkerView) -> None:
         self._call("after_dequeue", delivery, worker)
 
     def before_execute(self, ctx: Context) -> None:
@@ -121,4 +166,4 @@ class MiddlewareChain:
         self._call("after_ack", outcome, accepted)
 
 
-__all__ = ["Middleware", "MiddlewareChain"]
+__all__ = ["Middleware", "MiddlewareChain", "SchedulerView", "WorkerView"]

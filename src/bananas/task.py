@@ -1,47 +1,46 @@
-"""``Task``: a registered handler plus its defaults; ``submit`` and ``submit_and_wait``."""
+"""``Task``: a registered handler whose ``submit`` is checked against its parameters.
+
+``Task[P, R]`` carries the handler's parameters ``P`` (without a leading ``Context``)
+and its result ``R``, so that mypy checks ``send_email.submit(to=..., subject=...)``
+against ``send_email``'s signature. Submit options go through a typed view:
+``send_email.options(priority="high", delay=10).submit(to=..., subject=...)``.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from datetime import timedelta
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, Unpack, cast
 
-from bananas.job import check_job_name, check_routing_key, parse_priority
-from bananas.signature import PayloadSpec
-
-if TYPE_CHECKING:
-    from bananas.app import Bananas
+from bananas.client import Client, SubmitOptions, WaitedJobOptions
+from bananas.errors import ConfigurationError, PayloadError
+from bananas.job import RetryPolicy
+from bananas.registry import TaskDefinition
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff: ``min(max_s, base_s * 2**attempt)``, jittered by ±``jitter``."""
+class ClientSource(Protocol):
+    """Where a task's submits go: an application with a ``client`` (``Bananas``)."""
 
-    base_s: float = 1.0
-    max_s: float = 3600.0
-    jitter: float = 0.2
-
-    def delay_s(self, attempt: int, rand: float) -> float:
-        """Delay before retry number ``attempt`` (1-based); ``rand`` is uniform in [0, 1)."""
-        raw = min(self.max_s, self.base_s * float(2**attempt))
-        return float(max(0.0, min(self.max_s, raw * (1 + self.jitter * (2 * rand - 1)))))
+    @property
+    def client(self) -> Client: ...
 
 
-class Task(Generic[P, R]):
+class Task(TaskDefinition, Generic[P, R]):
     """A handler registered with ``@app.task``. Call it to run the function in-process.
 
-    ``P`` is the handler's parameters and ``R`` its result: for an ``async def`` handler
-    the awaited value, which is what ``submit_and_wait`` returns.
+    ``P`` is the handler's parameters (a first ``Context`` parameter left out) and ``R``
+    its result: for an ``async def`` handler the awaited value, which is what
+    ``submit_and_wait`` returns.
     """
 
     def __init__(
         self,
-        app: Bananas,
-        fn: Callable[P, Any],
+        app: ClientSource,
+        fn: Callable[..., Any],
         *,
         name: str | None = None,
         priority: str | int | None = None,
@@ -50,46 +49,53 @@ class Task(Generic[P, R]):
         timeout: float | timedelta | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
+        super().__init__(
+            fn, name=name, priority=priority, routing_key=routing_key, max_retries=max_retries, timeout=timeout,
+            retry=retry,
+        )  # fmt: skip
         self.app = app
-        self.fn = fn
-        self.name = check_job_name(name or fn.__name__)
-        self.priority = parse_priority(priority)
-        self.routing_key = check_routing_key(routing_key)
-        self.max_retries = max_retries
-        self.timeout_s = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        self.retry = retry or RetryPolicy()
-        self.spec = PayloadSpec(fn, self.name)
+        self._positional = tuple(
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.name != self.spec.context_param and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} routing_key={self.routing_key!r} priority={self.priority}>"
 
-    def submit(
-        self,
-        *,
-        _priority: str | int | None = None,
-        _routing_key: str | None = None,
-        _delay: float | timedelta | None = None,
-        _at: datetime | None = None,
-        **payload: Any,
-    ) -> str:
-        """Submit a job for this task; payload as keyword arguments. Returns the job id.
+    def payload(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The payload for a call's arguments (positional ones named after the parameters).
 
-        Options that would clash with payload names carry a leading underscore; for
-        everything else use ``app.client.submit(task.name, payload, ...)``.
+        Raises:
+            PayloadError: more positional arguments than parameters, or one given twice.
+        """
+        if not args:
+            return kwargs
+        if len(args) > len(self._positional):
+            raise PayloadError(f"task {self.name!r} takes {len(self._positional)} arguments, got {len(args)}")
+        named = dict(zip(self._positional, args, strict=False))
+        twice = sorted(set(named) & set(kwargs))
+        if twice:
+            raise PayloadError(f"task {self.name!r}: argument(s) {', '.join(twice)} given twice")
+        return {**named, **kwargs}
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Submit a job for this task; the arguments are the handler's. Returns the job id.
 
         Raises:
             PayloadError: the payload does not fit the handler.
             BrokerUnavailable: the broker could not be reached.
         """
-        return self.app.client.submit(
-            self.name, payload, priority=_priority, routing_key=_routing_key, delay=_delay, at=_at
-        )
+        return self.app.client.submit(self.name, self.payload(args, kwargs))
 
     def submit_and_wait(self, *, timeout: float | timedelta = 30.0, **payload: Any) -> R:
         """Submit, then block until the job finishes and return its result.
+
+        ``timeout`` is how long to wait. For arguments checked by mypy use
+        ``task.options(wait_timeout=...).submit_and_wait(...)``.
 
         Raises:
             ResultTimeout: the job did not finish within ``timeout``.
@@ -97,3 +103,45 @@ class Task(Generic[P, R]):
         """
         result: R = self.app.client.submit_and_wait(self.name, payload, timeout=timeout)
         return result
+
+    def options(self, *, wait_timeout: float | timedelta = 30.0, **options: Unpack[SubmitOptions]) -> TaskCall[P, R]:
+        """A view of this task whose submits carry ``options`` (those of ``Client.submit``).
+
+        ``wait_timeout`` is how long its ``submit_and_wait`` waits.
+        """
+        return TaskCall(self, options, wait_timeout)
+
+
+class TaskCall(Generic[P, R]):
+    """``task.options(...)``: the task's typed ``submit`` and ``submit_and_wait`` with options."""
+
+    def __init__(self, task: Task[P, R], options: SubmitOptions, wait_timeout: float | timedelta) -> None:
+        self.task = task
+        self.submit_options = options
+        self.wait_timeout = wait_timeout
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """See ``Task.submit``; the options given to ``options()`` apply."""
+        task = self.task
+        return task.app.client.submit(task.name, task.payload(args, kwargs), **self.submit_options)
+
+    def submit_and_wait(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Submit with the options, wait up to ``wait_timeout`` and return the result.
+
+        Raises:
+            ResultTimeout: no outcome in time.
+            JobFailed: the job failed or was cancelled.
+            ConfigurationError: ``timeout`` (the job's) was among the options: the wait's
+                limit is ``wait_timeout``; set the job's on the task.
+        """
+        task, options = self.task, dict(self.submit_options)
+        if options.pop("timeout", None) is not None:
+            raise ConfigurationError("submit_and_wait takes no job timeout option; set it on the task")
+        waited = cast(WaitedJobOptions, options)
+        result: R = task.app.client.submit_and_wait(
+            task.name, task.payload(args, kwargs), timeout=self.wait_timeout, **waited
+        )
+        return result
+
+
+__all__ = ["ClientSource", "RetryPolicy", "Task", "TaskCall"]

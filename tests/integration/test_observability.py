@@ -19,12 +19,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from bananas import Bananas, Context, JobStatus, PermanentError, RetryPolicy, wire
 from bananas.brokers.base import Delivery, Outcome
 from bananas.job import Job, new_id
-from bananas.middleware import Middleware
+from bananas.middleware import Middleware, WorkerView
 from bananas.observability.health import ExporterMiddleware
 from bananas.observability.logs import ContextFilter
 from bananas.observability.metrics import PrometheusMiddleware
 from bananas.observability.tracing import TracingMiddleware
-from bananas.worker.worker import Worker
 from tests.conftest import make_settings, running_worker
 
 FAST = RetryPolicy(base_s=0.02, max_s=0.05)
@@ -41,13 +40,13 @@ class Recorder(Middleware):
     def after_submit(self, job: Job) -> None:
         self.events.append(("after_submit", job.name))
 
-    def worker_start(self, worker: Worker) -> None:
+    def worker_start(self, worker: WorkerView) -> None:
         self.events.append(("worker_start", ""))
 
-    def worker_stop(self, worker: Worker) -> None:
+    def worker_stop(self, worker: WorkerView) -> None:
         self.events.append(("worker_stop", ""))
 
-    def after_dequeue(self, delivery: Delivery, worker: Worker) -> None:
+    def after_dequeue(self, delivery: Delivery, worker: WorkerView) -> None:
         self.events.append(("after_dequeue", delivery.id))
 
     def before_execute(self, ctx: Context) -> None:
@@ -132,7 +131,7 @@ async def test_metrics_snapshot(broker_url: str) -> None:
         for job_id in ids:
             await client.wait(job_id, 10)
         blocker = await client.submit("waits")
-        await asyncio.wait_for(_until(lambda: len(next(iter(app.workers))._held) == 1), 10)
+        await asyncio.wait_for(_until(lambda: next(iter(app.registry.workers)).busy == 1), 10)
         snap = await client.metrics()
         gate.set()
         await client.wait(blocker, 10)

@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bananas import AsyncClient, Bananas, Schedule, wire
+from bananas import Bananas, Schedule, wire
 from bananas.brokers import Broker, from_url
 from bananas.brokers.base import Fire
 from bananas.job import Job, new_id
 from bananas.scheduler.periodic import CronRunner
 from bananas.settings import SchedulerSettings, Settings
+from bananas.submission import JobBuilder
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ async def test_runner_fires_due_ticks_once_across_two_runners(broker_url: str) -
         return None
 
     brokers = [from_url(broker_url), from_url(broker_url)]
-    runners = [CronRunner(b, app.schedules, settings, AsyncClient(broker=b, settings=settings, app=app),
+    runners = [CronRunner(b, app.schedules, settings, JobBuilder(settings, app.registry.tasks),
                           clock=lambda: clock[0]) for b in brokers]  # fmt: skip
     try:
         token = await brokers[0].acquire_leader("a", 30)
@@ -105,7 +106,7 @@ async def test_runner_respects_disabled_state_and_records_outcomes(broker_url: s
     app = Bananas(settings=settings)
     app.schedules.register(Schedule(id="s", task="t", cron="*/1 * * * * *"))
     b = from_url(broker_url)
-    runner = CronRunner(b, app.schedules, settings, AsyncClient(broker=b, settings=settings), clock=lambda: clock[0])
+    runner = CronRunner(b, app.schedules, settings, JobBuilder(settings), clock=lambda: clock[0])
     try:
         await runner.run_due(None)
         await b.update_schedule("s", {"enabled": False})

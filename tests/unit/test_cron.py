@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bananas import AsyncClient, Bananas, Schedule
+from bananas import Bananas, Schedule
 from bananas.brokers import Broker
+from bananas.cron import CronExpr
 from bananas.errors import ConfigurationError
-from bananas.scheduler.cron import CronExpr
+from bananas.schedule import ScheduleRegistry
 from bananas.scheduler.periodic import CronRunner
-from bananas.scheduler.schedule import ScheduleRegistry
 from bananas.settings import SchedulerSettings, Settings
+from bananas.submission import JobBuilder
 
 NY = ZoneInfo("America/New_York")
 
@@ -118,7 +119,7 @@ def test_between_and_prev_before() -> None:
 def runner(clock: float) -> CronRunner:
     """A runner for ``due_ticks`` only: no broker or client is touched."""
     settings = Settings(url="memory://", scheduler=SchedulerSettings(leader_ttl_s=10.0, cron_interval_s=1.0))
-    return CronRunner(cast(Broker, None), ScheduleRegistry(), settings, cast(AsyncClient, None), clock=lambda: clock)
+    return CronRunner(cast(Broker, None), ScheduleRegistry(), settings, cast(JobBuilder, None), clock=lambda: clock)
 
 
 def hourly(missed: str = "skip", limit: int = 100) -> Schedule:

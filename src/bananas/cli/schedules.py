@@ -13,7 +13,7 @@ from bananas import brokers
 from bananas.brokers.base import Fire, ScheduleState
 from bananas.cli.options import CLIError, build_settings, load_app, url_option
 from bananas.client import AsyncClient, JobSpec
-from bananas.scheduler.schedule import Schedule
+from bananas.schedule import Schedule
 from bananas.settings import Settings
 
 

@@ -48,7 +48,7 @@ def create_app(client: AsyncClient) -> Starlette:
         A starlette app serving the endpoints in this module's docstring.
     """
     slots = client.settings.worker.concurrency
-    probes = client_endpoints(client, slots_per_worker=slots)
+    probes = client_endpoints(client.broker, slots_per_worker=slots)
     routes = [Route(path, _endpoint(handler), methods=["GET"]) for path, handler in probes.items()]
     return Starlette(routes=[*routes, *api_routes(client)], exception_handlers=dict(EXCEPTION_HANDLERS))
 

@@ -8,7 +8,7 @@ them with ``/metrics`` on workers (``--metrics-port``).
   process is not shutting down.
 
 Both answer JSON; 200 when good, 503 when not. The dashboard serves the same endpoints
-with ``client_endpoints(client)``.
+with ``client_endpoints(broker)``.
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bananas.brokers.base import Broker
 from bananas.errors import BananasError
-from bananas.middleware import Middleware
-
-if TYPE_CHECKING:
-    from bananas.client import AsyncClient
-    from bananas.observability.metrics import PrometheusMiddleware
-    from bananas.worker.worker import Worker
+from bananas.middleware import Middleware, WorkerView
+from bananas.observability.metrics import BrokerCollector, PrometheusMiddleware, exposition, sync_stats
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +68,7 @@ async def broker_ready(broker: Broker, *, stopping: bool = False) -> Response:
     return Response.json(error is None and not stopping, data)
 
 
-def worker_live(worker: Worker) -> Response:
+def worker_live(worker: WorkerView) -> Response:
     """Liveness of one worker: its fetch loop made progress recently."""
     stalled = worker.fetch_stalled_s
     data = {
@@ -87,14 +83,14 @@ def worker_live(worker: Worker) -> Response:
     return Response.json(stalled < STALE_FETCH_S, data)
 
 
-def worker_endpoints(worker: Worker, metrics: Callable[[], bytes] | None) -> dict[str, Handler]:
+def worker_endpoints(worker: WorkerView, metrics: Callable[[], bytes] | None) -> dict[str, Handler]:
     """``/health``, ``/ready`` and (when given) ``/metrics`` of an in-process worker."""
 
     async def health() -> Response:
         return worker_live(worker)
 
     async def ready() -> Response:
-        return await broker_ready(worker.broker, stopping=worker._stopping)
+        return await broker_ready(worker.broker, stopping=worker.stopping)
 
     routes: dict[str, Handler] = {"/health": health, "/ready": ready}
     if metrics is not None:
@@ -102,25 +98,23 @@ def worker_endpoints(worker: Worker, metrics: Callable[[], bytes] | None) -> dic
     return routes
 
 
-def client_endpoints(client: AsyncClient, *, slots_per_worker: int = 10) -> dict[str, Handler]:
+def client_endpoints(broker: Broker, *, slots_per_worker: int = 10) -> dict[str, Handler]:
     """``/health``, ``/ready`` and ``/metrics`` for a process built around a client (the
-    dashboard): liveness is the process answering, readiness the broker, metrics the
+    dashboard): liveness is the process answering, readiness ``broker``, metrics the
     queue figures of ``BrokerCollector``."""
-    from bananas.observability.metrics import BrokerCollector, exposition, sync_stats
-
     started = time.time()
 
     async def health() -> Response:
         return Response.json(True, {"uptime_s": round(time.time() - started, 3)})
 
     async def ready() -> Response:
-        return await broker_ready(client.broker)
+        return await broker_ready(broker)
 
     def metrics() -> bytes:
         from prometheus_client import CollectorRegistry
 
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(BrokerCollector(sync_stats(client.broker.clone), slots_per_worker=slots_per_worker))
+        registry.register(BrokerCollector(sync_stats(broker.clone), slots_per_worker=slots_per_worker))
         return exposition(registry)
 
     return {"/health": health, "/ready": ready, "/metrics": _metrics_handler(metrics)}
@@ -153,6 +147,11 @@ class HTTPServer:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         logger.info("serving %s on port %d", ", ".join(sorted(self.routes)), self.port, extra={"component": "api"})
+
+    def close(self) -> None:
+        """Stop accepting connections now (from sync code; ``stop`` also waits)."""
+        if self._server is not None:
+            self._server.close()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -214,12 +213,10 @@ class ExporterMiddleware(Middleware):
         self.started = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def worker_start(self, worker: Worker) -> None:
+    def worker_start(self, worker: WorkerView) -> None:
         metrics = None
         if self.prometheus is not None:
             from prometheus_client import CollectorRegistry
-
-            from bananas.observability.metrics import BrokerCollector, exposition, sync_stats
 
             queues = CollectorRegistry(auto_describe=False)
             slots = worker.settings.worker.concurrency
@@ -240,6 +237,6 @@ class ExporterMiddleware(Middleware):
             logger.error("cannot serve health/metrics on port %d: %s", self.port, exc, extra={"component": "api"})
         self.started.set()
 
-    def worker_stop(self, worker: Worker) -> None:
-        if self.server is not None and self.server._server is not None:
-            self.server._server.close()
+    def worker_stop(self, worker: WorkerView) -> None:
+        if self.server is not None:
+            self.server.close()

@@ -1,4 +1,4 @@
-"""Metrics: a typed snapshot (``app.metrics()``) and Prometheus exposition (``bananas_*``).
+"""Metrics: Prometheus exposition (``bananas_*``); the typed snapshot is ``snapshot``.
 
 ``PrometheusMiddleware`` counts what this process does (submits, executions, retries,
 acks) through the middleware hooks, so the worker loop stays unchanged.
@@ -16,155 +16,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bananas.brokers.base import Broker, Delivery, Outcome, QueueStats
+from bananas.context import Context
 from bananas.errors import BananasError, MissingDependencyError
-from bananas.job import DeadReason
-from bananas.middleware import Middleware
+from bananas.job import DeadReason, Job
+from bananas.middleware import Middleware, WorkerView
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-
-    from bananas.context import Context
-    from bananas.job import Job
-    from bananas.worker.worker import Worker
 
 #: Most distinct values one label takes before the rest are reported as ``other``.
 MAX_LABEL_VALUES = 200
 #: Buckets of ``bananas_job_duration_seconds`` and ``bananas_job_queue_wait_seconds``.
 BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, float("inf"))
-#: How many recently finished jobs of each terminal status ``collect_snapshot`` samples.
-SAMPLE = 1000
 
 #: Dead-lettered before the handler ran (no ``before_execute``, so not counted as active).
 _DEAD_ON_ARRIVAL = frozenset({DeadReason.MALFORMED.value, DeadReason.NO_HANDLER.value, DeadReason.PAYLOAD.value})
-
-
-# --- the typed snapshot -------------------------------------------------------------
-@dataclass(frozen=True)
-class DurationStats:
-    """Run times of a sample of finished jobs, in seconds."""
-
-    count: int = 0
-    avg_s: float = 0.0
-    p50_s: float = 0.0
-    p95_s: float = 0.0
-    p99_s: float = 0.0
-    max_s: float = 0.0
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> DurationStats:
-        if not values:
-            return cls()
-        ordered = sorted(values)
-
-        def q(p: float) -> float:
-            return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
-
-        return cls(len(ordered), statistics.fmean(ordered), q(0.5), q(0.95), q(0.99), ordered[-1])
-
-
-@dataclass(frozen=True)
-class MetricsSnapshot:
-    """What ``app.metrics()`` and ``client.metrics()`` return.
-
-    Queue figures are exact (from the broker). Counts and durations by name, priority
-    and status come from the most recent ``sample_size`` completed and failed jobs still
-    retained by the broker (completed jobs are kept 1 h by default), so they describe
-    recent activity, not all time; Prometheus counters are the all-time view.
-    """
-
-    taken_at: float
-    uptime_s: float
-    queues: list[QueueStats]
-    ready: int
-    scheduled: int
-    processing: int
-    dead: int
-    depth_by_priority: dict[str, dict[int, int]]
-    by_status: dict[str, int]
-    by_name: dict[str, dict[str, int]]
-    by_priority: dict[int, dict[str, int]]
-    processed: int
-    completed: int
-    failed: int
-    error_rate: float
-    durations: DurationStats
-    durations_by_name: dict[str, DurationStats]
-    oldest_ready_age_s: dict[str, float]
-    sample_size: int
-    worker_utilisation: float | None = None
-    workers: list[dict[str, Any]] = field(default_factory=list)
-
-
-async def collect_snapshot(
-    broker: Broker, *, started_at: float, workers: Iterable[Worker] = (), sample: int = SAMPLE
-) -> MetricsSnapshot:
-    """Build a ``MetricsSnapshot`` from the broker (three queries) and this process's workers."""
-    now = time.time()
-    queues = await broker.queue_stats()
-    finished = [*await broker.list_jobs("completed", None, sample), *await broker.list_jobs("failed", None, sample)]
-    by_name: dict[str, dict[str, int]] = {}
-    by_priority: dict[int, dict[str, int]] = {}
-    durations: dict[str, list[float]] = {}
-    for job in finished:
-        status = job.status.value
-        by_name.setdefault(job.name, {}).setdefault(status, 0)
-        by_name[job.name][status] += 1
-        by_priority.setdefault(job.priority, {}).setdefault(status, 0)
-        by_priority[job.priority][status] += 1
-        if job.started_at is not None and job.finished_at is not None:
-            durations.setdefault(job.name, []).append(max(0.0, job.finished_at - job.started_at))
-    completed = sum(1 for j in finished if j.status.value == "completed")
-    failed = len(finished) - completed
-    running = [w for w in workers if not w._stopping]
-    capacity = sum(w.settings.worker.concurrency for w in running)
-    busy = sum(w.busy for w in running)
-    return MetricsSnapshot(
-        taken_at=now,
-        uptime_s=now - started_at,
-        queues=queues,
-        ready=sum(q.ready for q in queues),
-        scheduled=sum(q.scheduled for q in queues),
-        processing=sum(q.processing for q in queues),
-        dead=sum(q.dead for q in queues),
-        depth_by_priority={q.routing_key: dict(q.ready_by_priority) for q in queues},
-        by_status={
-            "pending": sum(q.ready for q in queues),
-            "scheduled": sum(q.scheduled for q in queues),
-            "processing": sum(q.processing for q in queues),
-            "completed": completed,
-            "failed": failed,
-        },
-        by_name=by_name,
-        by_priority=dict(sorted(by_priority.items(), reverse=True)),
-        processed=len(finished),
-        completed=completed,
-        failed=failed,
-        error_rate=failed / len(finished) if finished else 0.0,
-        durations=DurationStats.of([d for ds in durations.values() for d in ds]),
-        durations_by_name={name: DurationStats.of(ds) for name, ds in durations.items()},
-        oldest_ready_age_s={
-            q.routing_key: max(0.0, now - q.oldest_ready_at) for q in queues if q.oldest_ready_at is not None
-        },
-        sample_size=len(finished),
-        worker_utilisation=busy / capacity if capacity else None,
-        workers=[
-            {
-                "id": w.id,
-                "concurrency": w.settings.worker.concurrency,
-                "running": w.busy,
-                "processed": w.processed,
-                "uptime_s": now - w.started_at,
-            }
-            for w in running
-        ],
-    )
 
 
 # --- Prometheus ------------------------------------------------------------------------
@@ -204,8 +75,14 @@ class PrometheusMiddleware(Middleware):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         pc = _prometheus()
         self.registry = registry if registry is not None else pc.CollectorRegistry()
-        r = self.registry
-        C, G, H = pc.Counter, pc.Gauge, pc.Histogram
+        self._job_metrics(pc, self.registry)
+        self._worker_gauges(pc, self.registry)
+        self._names = _Bounded()
+        self._keys = _Bounded()
+        self._refresher: asyncio.Task[None] | None = None
+
+    def _job_metrics(self, pc: Any, r: CollectorRegistry) -> None:
+        C, H = pc.Counter, pc.Histogram
         self.enqueued = C(
             "bananas_jobs_enqueued", "Jobs submitted by this process.", ["name", "priority", "routing_key"], registry=r
         )
@@ -231,6 +108,9 @@ class PrometheusMiddleware(Middleware):
             "bananas_duplicate_outcomes", "Outcomes refused because the lease was reclaimed.", registry=r
         )
         self.acks = C("bananas_outcomes_stored", "Outcomes stored by the broker.", registry=r)
+
+    def _worker_gauges(self, pc: Any, r: CollectorRegistry) -> None:
+        G = pc.Gauge
         self.active = G(
             "bananas_worker_active", "Jobs running now.", ["routing_key"], registry=r, multiprocess_mode="livesum"
         )
@@ -271,29 +151,26 @@ class PrometheusMiddleware(Middleware):
             registry=r,
             multiprocess_mode="livemin",
         )
-        self._names = _Bounded()
-        self._keys = _Bounded()
-        self._refresher: asyncio.Task[None] | None = None
 
     # client side
     def after_submit(self, job: Job) -> None:
         self.enqueued.labels(self._names(job.name), str(job.priority), self._keys(job.routing_key)).inc()
 
     # worker side
-    def worker_start(self, worker: Worker) -> None:
+    def worker_start(self, worker: WorkerView) -> None:
         self.workers.inc()
         self.concurrency.inc(worker.settings.worker.concurrency)
         self.start_time.set(worker.started_at)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever(worker))
 
-    def worker_stop(self, worker: Worker) -> None:
+    def worker_stop(self, worker: WorkerView) -> None:
         self.workers.dec()
         self.concurrency.dec(worker.settings.worker.concurrency)
         if self._refresher is not None:
             self._refresher.cancel()
         self.refresh(worker)
 
-    def after_dequeue(self, delivery: Delivery, worker: Worker) -> None:
+    def after_dequeue(self, delivery: Delivery, worker: WorkerView) -> None:
         self.dequeued.labels(self._keys(delivery.routing_key)).inc()
         if delivery.token > delivery.attempts + 1:
             self.redelivered.inc()
@@ -320,7 +197,7 @@ class PrometheusMiddleware(Middleware):
     def after_ack(self, outcome: Outcome, accepted: bool) -> None:
         (self.acks if accepted else self.duplicates).inc()
 
-    def refresh(self, worker: Worker) -> None:
+    def refresh(self, worker: WorkerView) -> None:
         """Update the gauges sampled from the worker's state."""
         concurrency = worker.settings.worker.concurrency
         self.utilisation.set(worker.busy / concurrency)
@@ -330,7 +207,7 @@ class PrometheusMiddleware(Middleware):
         self.leader.set(1 if scheduler is not None and scheduler.is_leader else 0)
         self.ticks.set(scheduler.ticks if scheduler is not None else 0)
 
-    async def _refresh_forever(self, worker: Worker, every_s: float = 1.0) -> None:
+    async def _refresh_forever(self, worker: WorkerView, every_s: float = 1.0) -> None:
         while True:
             self.refresh(worker)
             await asyncio.sleep(every_s)

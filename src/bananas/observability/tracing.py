@@ -16,16 +16,13 @@ standard ``OTEL_*`` variables) installs it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bananas.brokers.base import Delivery, Outcome
+from bananas.context import Context
 from bananas.errors import MissingDependencyError
-from bananas.middleware import Middleware
-
-if TYPE_CHECKING:
-    from bananas.context import Context
-    from bananas.job import Job
-    from bananas.worker.worker import Worker
+from bananas.job import Job
+from bananas.middleware import Middleware, WorkerView
 
 #: Most spans kept open at once (a submit whose enqueue failed is never ended).
 MAX_OPEN = 10_000
@@ -81,7 +78,7 @@ class TracingMiddleware(Middleware):
             span.end()
 
     # --- worker side -----------------------------------------------------------------
-    def after_dequeue(self, delivery: Delivery, worker: Worker) -> None:
+    def after_dequeue(self, delivery: Delivery, worker: WorkerView) -> None:
         if len(self._dequeued) >= MAX_OPEN:
             self._dequeued.clear()
         self._dequeued[delivery.id] = time.time_ns()

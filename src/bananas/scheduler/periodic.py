@@ -21,11 +21,11 @@ from collections.abc import Callable
 import msgspec
 
 from bananas.brokers.base import Broker, Fire, ScheduleState
-from bananas.client import AsyncClient, JobSpec
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import JobStatus
-from bananas.scheduler.schedule import Schedule, ScheduleRegistry
+from bananas.schedule import Schedule, ScheduleRegistry
 from bananas.settings import Settings
+from bananas.submission import JobBuilder, JobSpec
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class CronRunner:
         broker: where states live and jobs go.
         registry: the app's schedules.
         settings: scheduler settings (lease TTL, cron interval) and job defaults.
-        client: builds and checks the jobs (knows the app's tasks).
+        builder: builds and checks the jobs (knows the app's tasks).
         clock: unix time source (tests pass a fake one).
     """
 
@@ -49,12 +49,12 @@ class CronRunner:
         broker: Broker,
         registry: ScheduleRegistry,
         settings: Settings,
-        client: AsyncClient,
+        builder: JobBuilder,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
         self.registry = registry
-        self.client = client
+        self.builder = builder
         self.clock = clock
         s = settings.scheduler
         self.late_s = s.leader_ttl_s + 2.0 + s.cron_interval_s
@@ -139,7 +139,7 @@ class CronRunner:
             description=schedule.description or f"cron {schedule.id}",
             headers={"bananas-schedule": schedule.id, "bananas-tick": repr(tick)},
         )  # fmt: skip
-        job, body = self.client.build(spec)
+        job, body = self.builder.build(spec)
         return Fire(schedule.id, tick, job, body, schedule.expr.next_after(tick))
 
     async def _record_outcomes(self, states: dict[str, ScheduleState]) -> None:

@@ -11,16 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from bananas.brokers.base import Broker
 from bananas.errors import BananasError
+from bananas.middleware import MiddlewareChain
+from bananas.registry import HasRegistry
 from bananas.scheduler.periodic import CronRunner
-from bananas.scheduler.schedule import ScheduleRegistry
 from bananas.settings import Settings
-
-if TYPE_CHECKING:
-    from bananas.app import Bananas
+from bananas.submission import JobBuilder
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +30,11 @@ class Scheduler:
         broker: the broker to tick.
         settings: scheduler and worker settings (``max_deliveries``, TTLs).
         holder: this instance's name in the leader lock.
-        app: whose cron schedules (``app.schedules``) the leader fires, unless
+        app: the application (or its ``Registry``) whose cron schedules the leader fires, unless
             CRON_SCHEDULER_ENABLED is false.
     """
 
-    def __init__(self, broker: Broker, settings: Settings, *, holder: str, app: Bananas | None = None) -> None:
+    def __init__(self, broker: Broker, settings: Settings, *, holder: str, app: HasRegistry | None = None) -> None:
         self.broker = broker
         self.settings = settings
         self.holder = holder
@@ -44,12 +42,10 @@ class Scheduler:
         self.ticks = 0
         self._stopping = False
         self.cron: CronRunner | None = None
-        registry: ScheduleRegistry | None = getattr(app, "schedules", None)
-        if app is not None and registry is not None and len(registry) and settings.scheduler.cron_enabled:
-            from bananas.client import AsyncClient
-
-            client = AsyncClient(broker=broker, settings=settings, app=app)
-            self.cron = CronRunner(broker, registry, settings, client)
+        registry = app.registry if app is not None else None
+        if registry is not None and len(registry.schedules) and settings.scheduler.cron_enabled:
+            builder = JobBuilder(settings, registry.tasks, MiddlewareChain.of(registry.middleware))
+            self.cron = CronRunner(broker, registry.schedules, settings, builder)
 
     @property
     def is_leader(self) -> bool:

@@ -7,16 +7,16 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from bananas import wire
 from bananas.brokers.base import Delivery, Outcome
 from bananas.context import Context
 from bananas.errors import PayloadError, PermanentError
-from bananas.job import DeadReason, Job
+from bananas.job import DeadReason, Job, RetryPolicy
 from bananas.middleware import MiddlewareChain
-from bananas.task import RetryPolicy, Task
+from bananas.registry import TaskDefinition
 from bananas.worker.threads import DaemonPool
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class Executor:
 
     def __init__(
         self,
-        tasks: dict[str, Task[Any, Any]],
+        tasks: Mapping[str, TaskDefinition],
         pool: DaemonPool,
         worker_id: str,
         report_progress: Callable[[str, str, float], None],
@@ -110,7 +110,7 @@ class Executor:
             logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": ms})
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
 
-    async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
+    async def _call(self, task: TaskDefinition, kwargs: dict[str, Any], timeout_s: float) -> Any:
         if task.spec.is_async:
             return await _with_deadline(task.fn(**kwargs), timeout_s)
         future = self._pool.submit(task.fn, kwargs)

@@ -73,6 +73,11 @@ class Supervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
+    def stopping(self) -> bool:
+        """True once a stop began."""
+        return self._stopping.is_set()
+
+    @property
     def pids(self) -> list[int]:
         """Process ids of the children running now."""
         return [p.pid for p in self._children.values()]

@@ -5,28 +5,27 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import gc
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from bananas import brokers
-from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome
-from bananas.context import Context
+from bananas.brokers.base import Broker, JobFilter, Lease, LeaseState, Offer, Outcome
+from bananas.context import flag_cancelled
 from bananas.errors import BananasError
 from bananas.job import new_id
 from bananas.middleware import Middleware, MiddlewareChain
+from bananas.registry import HasRegistry
 from bananas.scheduler.scheduler import Scheduler
 from bananas.settings import Settings
+from bananas.worker.acker import Acker
 from bananas.worker.executor import Executor
+from bananas.worker.held import Backoff, Held
 from bananas.worker.leases import LeaseKeeper
 from bananas.worker.threads import DaemonPool
-
-if TYPE_CHECKING:
-    from bananas.app import Bananas
 
 logger = logging.getLogger(__name__)
 
@@ -37,54 +36,28 @@ IDLE_BLOCK_S = 5.0
 STALL_S = 3 * IDLE_BLOCK_S
 
 
-class Backoff:
-    """Exponential reconnect delays: 0.05 s doubling up to ``cap_s``."""
-
-    def __init__(self, cap_s: float = 1.0) -> None:
-        self.cap_s = cap_s
-        self.delay_s = 0.0
-
-    def next(self) -> float:
-        self.delay_s = min(self.cap_s, max(0.05, self.delay_s * 2))
-        return self.delay_s
-
-    def reset(self) -> None:
-        self.delay_s = 0.0
-
-
-class _Held:
-    """A delivery this worker holds until its outcome is stored."""
-
-    __slots__ = ("ctx", "delivery", "lease")
-
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
-        self.lease = Lease(delivery.id, delivery.routing_key, delivery.token)
-        self.ctx: list[Context] = []
-
-
 class Worker:
     """One worker process's engine.
 
     Args:
-        app: the application whose tasks this worker runs.
+        app: the application (``Bananas``, or its ``Registry``) whose tasks this worker runs.
         settings: worker, scheduler and job settings (default: the app's).
         broker: an existing broker (default: one from the settings' URL).
     """
 
     def __init__(
         self,
-        app: Bananas,
+        app: HasRegistry,
         settings: Settings | None = None,
         *,
         broker: Broker | None = None,
         middleware: Sequence[Middleware] = (),
     ) -> None:
-        self.app = app
-        self.settings = settings or app.settings
+        self.registry = registry = app.registry
+        self.settings = settings or registry.settings
         self.broker = broker or brokers.from_url(self.settings.url)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
-        self.middleware = MiddlewareChain.of([*app.middleware, *middleware])
+        self.middleware = MiddlewareChain.of([*registry.middleware, *middleware])
         self.started_at = time.time()
         #: monotonic time the fetch loop last came back from the broker (liveness).
         self.last_fetch = time.monotonic()
@@ -93,25 +66,28 @@ class Worker:
         self._rebuild = False
         self.processed = 0
         self.duplicates = 0
-        self._held: dict[str, _Held] = {}
+        self._held: dict[str, Held] = {}
         #: outcomes handed to the ack loop whose jobs are still held (not stored yet).
         self._outcomes = 0
         w = self.settings.worker
         # An unfiltered worker with a free slot offers to have jobs handed to it at submit
         # (specialized workers take only some jobs: they never offer).
         self._offer = None if w.priorities or w.job_types else Offer(self.id, w.lease_s)
-        self._acks: list[Outcome] = []
-        self._progress: dict[str, tuple[str, str, float]] = {}
         self._stopping = False
         # Jobs run in `concurrency` long-lived slot tasks, not a task per job: a delivery
         # goes straight to an idle slot's future, or waits in `_ready` for a busy slot.
-        self._ready: collections.deque[_Held] = collections.deque()
-        self._idle: list[asyncio.Future[_Held]] = []
-        self._running: dict[asyncio.Task[None], _Held] = {}
+        self._ready: collections.deque[Held] = collections.deque()
+        self._idle: list[asyncio.Future[Held]] = []
+        self._running: dict[asyncio.Task[None], Held] = {}
         self._fetcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- control -----------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """True once a stop began (``stop()`` or a signal): nothing more is fetched."""
+        return self._stopping
+
     def stop(self) -> None:
         """Begin a graceful stop: fetch nothing more, finish what runs (thread-safe)."""
         loop = self._loop
@@ -134,60 +110,61 @@ class Worker:
         w = self.settings.worker
         self._loop = asyncio.get_running_loop()
         self._slot_free = asyncio.Event()
-        self._ack_wanted = asyncio.Event()
-        self._acks_stored = asyncio.Event()
         self._all_idle = asyncio.Event()
-        self._acking = False
+        jobs = self.settings.jobs
+        self._acker = Acker(self.broker, (jobs.completed_ttl_s, jobs.failed_ttl_s), self._stored)
         self._pool = DaemonPool(w.concurrency, self._loop)
-        self._executor = Executor(self.app.tasks, self._pool, self.id, self._report_progress, self.middleware)
+        self._executor = Executor(self.registry.tasks, self._pool, self.id, self._report_progress, self.middleware)
         keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
         keeper.start()
         scheduler = self.scheduler = (
-            Scheduler(self.broker, self.settings, holder=self.id, app=self.app) if w.enable_scheduler else None
+            Scheduler(self.broker, self.settings, holder=self.id, app=self.registry) if w.enable_scheduler else None
         )
         scheduler_task = asyncio.create_task(scheduler.run()) if scheduler else None
-        acker = asyncio.create_task(self._ack_loop())
-        slots = [asyncio.create_task(self._slot()) for _ in range(w.concurrency)]
+        helpers = [
+            asyncio.create_task(self._acker.run()),
+            *(asyncio.create_task(self._slot()) for _ in range(w.concurrency)),
+        ]
         logger.info(
             "worker %s started: routing keys %s, concurrency %d", self.id, ",".join(w.routing_keys),
             w.concurrency, extra={"component": "worker", "worker_id": self.id},
         )  # fmt: skip
-        self.app.workers.add(self)
+        self.registry.workers.add(self)
         if self.middleware is not None:
             self.middleware.worker_start(self)
-        watchdog = asyncio.create_task(self._watchdog())
-        # What exists now (modules, the app, the worker) lives as long as the process:
-        # leave it out of the collector's full passes, which are then short pauses.
-        gc.freeze()
+        helpers.append(asyncio.create_task(self._watchdog()))
         try:
-            while not self._stopping:
-                self._fetcher = asyncio.create_task(self._fetch_loop())
-                try:
-                    await self._fetcher
-                except asyncio.CancelledError:
-                    if not self._stopping and not self._rebuild:
-                        raise  # run() itself was cancelled
-                    self._rebuild = False
+            await self._fetch_until_stopped()
             await self._drain(w.grace_s)
         finally:
-            for slot in slots:
-                slot.cancel()
-            await asyncio.gather(*slots, return_exceptions=True)
-            watchdog.cancel()
             if scheduler is not None and scheduler_task is not None:
                 await scheduler.stop(scheduler_task)
-            acker.cancel()
-            await asyncio.gather(acker, return_exceptions=True)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             keeper.stop()
-            self._pool.shutdown()
-            await self.broker.close()
-            self.app.workers.discard(self)
-            if self.middleware is not None:
-                self.middleware.worker_stop(self)
-            logger.info(
-                "worker %s stopped after %d jobs", self.id, self.processed,
-                extra={"component": "worker", "worker_id": self.id},
-            )  # fmt: skip
+            await self._close()
+
+    async def _fetch_until_stopped(self) -> None:
+        while not self._stopping:
+            self._fetcher = asyncio.create_task(self._fetch_loop())
+            try:
+                await self._fetcher
+            except asyncio.CancelledError:
+                if not self._stopping and not self._rebuild:
+                    raise  # run() itself was cancelled
+                self._rebuild = False
+
+    async def _close(self) -> None:
+        self._pool.shutdown()
+        await self.broker.close()
+        self.registry.workers.discard(self)
+        if self.middleware is not None:
+            self.middleware.worker_stop(self)
+        logger.info(
+            "worker %s stopped after %d jobs", self.id, self.processed,
+            extra={"component": "worker", "worker_id": self.id},
+        )  # fmt: skip
 
     # --- fetching ------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
@@ -231,14 +208,14 @@ class Worker:
                 for d in batch:
                     self.middleware.after_dequeue(d, self)
             for d in batch:
-                held = _Held(d)
+                held = Held(d)
                 self._held[d.id] = held
                 self._dispatch(held)
             # Let the slots start these jobs before the next fetch: building and sending a
             # broker call first would put its client time between delivery and start.
             await asyncio.sleep(0)
 
-    def _dispatch(self, held: _Held) -> None:
+    def _dispatch(self, held: Held) -> None:
         while self._idle:
             slot = self._idle.pop()
             if not slot.done():  # a slot cancelled while idle leaves a cancelled future
@@ -255,7 +232,7 @@ class Worker:
             if self._ready:
                 held = self._ready.popleft()
             else:
-                waiting: asyncio.Future[_Held] = loop.create_future()
+                waiting: asyncio.Future[Held] = loop.create_future()
                 self._idle.append(waiting)
                 held = await waiting
             self._running[me] = held
@@ -295,7 +272,7 @@ class Worker:
                 self.last_fetch = time.monotonic()
                 self._fetcher.cancel()
 
-    async def _execute(self, held: _Held) -> None:
+    async def _execute(self, held: Held) -> None:
         try:
             outcome = await self._executor.run(held.delivery, held.ctx)
         except asyncio.CancelledError:
@@ -306,9 +283,8 @@ class Worker:
             outcome = Outcome(
                 d.id, d.routing_key, d.token, "retry", d.attempts + 1, error=repr(exc), retry_at=time.time() + 1
             )
-        self._acks.append(outcome)
+        self._acker.add(outcome)
         self._outcomes += 1
-        self._ack_wanted.set()
         self._slot_free.set()
 
     @property
@@ -317,55 +293,24 @@ class Worker:
         return len(self._held) - self._outcomes
 
     # --- acknowledging -------------------------------------------------------------
-    async def _ack_loop(self) -> None:
-        jobs = self.settings.jobs
-        ttl = (jobs.completed_ttl_s, jobs.failed_ttl_s)
-        backoff = Backoff()
-        while True:
-            await self._ack_wanted.wait()
-            self._ack_wanted.clear()
-            if self._progress:
-                items, self._progress = list(self._progress.values()), {}
-                try:
-                    await self.broker.set_progress(items)
-                except BananasError as exc:
-                    logger.debug("progress update lost: %s", exc)
-            if not self._acks:
-                continue
-            batch, self._acks = self._acks, []
-            self._acking = True
-            while True:
-                try:
-                    accepted = await self.broker.ack(batch, ttl)
-                    break
-                except BananasError as exc:  # keep the outcomes; the leases keep being renewed
-                    delay = backoff.next()
-                    logger.warning("could not store %d outcomes, retrying in %.2f s: %s", len(batch), delay, exc)
-                    await asyncio.sleep(delay)
-            backoff.reset()
-            self._outcomes -= len(batch)
-            for outcome, ok in zip(batch, accepted, strict=True):
-                self._held.pop(outcome.id, None)
-                if self.middleware is not None:
-                    self.middleware.after_ack(outcome, ok)
-                if not ok:
-                    self.duplicates += 1
-                    logger.warning(
-                        "outcome of job %s refused: its lease was reclaimed (duplicate run)", outcome.id,
-                        extra={"job_id": outcome.id, "component": "worker"},
-                    )  # fmt: skip
-            self.processed += len(batch)
-            self._acking = False
-            self._acks_stored.set()
-            self._slot_free.set()
+    def _stored(self, batch: Sequence[Outcome], accepted: Sequence[bool]) -> None:
+        self._outcomes -= len(batch)
+        for outcome, ok in zip(batch, accepted, strict=True):
+            self._held.pop(outcome.id, None)
+            if self.middleware is not None:
+                self.middleware.after_ack(outcome, ok)
+            if not ok:
+                self.duplicates += 1
+                logger.warning(
+                    "outcome of job %s refused: its lease was reclaimed (duplicate run)", outcome.id,
+                    extra={"job_id": outcome.id, "component": "worker"},
+                )  # fmt: skip
+        self.processed += len(batch)
+        self._slot_free.set()
 
     def _report_progress(self, job_id: str, rk: str, value: float) -> None:
-        def record() -> None:
-            self._progress[job_id] = (job_id, rk, value)
-            self._ack_wanted.set()
-
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(record)
+            self._loop.call_soon_threadsafe(self._acker.progress, job_id, rk, value)
 
     # --- leases ----------------------------------------------------------------------
     def _snapshot(self) -> Sequence[Lease]:
@@ -377,7 +322,7 @@ class Worker:
             return
         if state == "cancel":
             for ctx in held.ctx:
-                ctx._cancel()
+                flag_cancelled(ctx)
         else:
             logger.warning("lease of job %s was lost; its outcome will be refused", lease.id)
 
@@ -395,9 +340,9 @@ class Worker:
                     self._all_idle.clear()
                     await self._all_idle.wait()
         await self._withdraw_offer()
-        finished = {o.id for o in self._acks}
+        finished = self._acker.pending_ids
         unfinished = [h.lease for h in self._held.values() if h.lease.id not in finished]
-        await self._flush_final()
+        await self._acker.flush(max(5.0, self.settings.worker.lease_s))
         if unfinished:
             try:
                 given_back = await self.broker.requeue(unfinished)
@@ -418,26 +363,13 @@ class Worker:
             logger.warning("could not withdraw this worker's offer (handed jobs wait for their leases): %s", exc)
             return
         for d in handed:
-            self._held.setdefault(d.id, _Held(d))
-
-    async def _flush_final(self) -> None:
-        """Wait until every outcome is stored (bounded by the lease length)."""
-        try:
-            async with asyncio.timeout(max(5.0, self.settings.worker.lease_s)):
-                while self._acks or self._acking:
-                    self._acks_stored.clear()
-                    self._ack_wanted.set()
-                    await self._acks_stored.wait()
-        except TimeoutError:
-            logger.warning("%d outcomes not stored at exit; their jobs will run again", len(self._acks))
+            self._held.setdefault(d.id, Held(d))
 
 
 async def run_worker(
-    app: Bananas, settings: Settings, *, install_signals: bool = True, middleware: Sequence[Middleware] = ()
+    app: HasRegistry, settings: Settings, *, install_signals: bool = True, middleware: Sequence[Middleware] = ()
 ) -> Worker:
     """Run a worker until SIGTERM/SIGINT (used by the CLI)."""
-    import signal
-
     worker = Worker(app, settings, middleware=middleware)
     loop = asyncio.get_running_loop()
     if install_signals:

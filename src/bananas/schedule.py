@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from bananas.cron import CronExpr
 from bananas.errors import ConfigurationError
 from bananas.job import check_job_name, check_routing_key, parse_priority
-from bananas.scheduler.cron import CronExpr
 
 #: What to do with ticks that passed while no scheduler ran (see docs/PERIODIC_TASKS.md).
 MissedPolicy = Literal["skip", "run_once", "catch_up"]

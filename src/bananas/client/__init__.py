@@ -1,0 +1,10 @@
+"""Clients: ``AsyncClient`` for asyncio code, ``Client`` that blocks; both submit jobs,
+read them back and wait for results."""
+
+from __future__ import annotations
+
+from bananas.client.aio import AsyncClient, SubmitOptions, WaitedJobOptions
+from bananas.client.sync import Client
+from bananas.submission import JobSpec
+
+__all__ = ["AsyncClient", "Client", "JobSpec", "SubmitOptions", "WaitedJobOptions"]

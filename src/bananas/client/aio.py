@@ -1,0 +1,235 @@
+"""``AsyncClient``: submit jobs, read them back and wait for results from asyncio code."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypedDict, Unpack
+
+from bananas import brokers
+from bananas.brokers.base import Broker, QueueStats
+from bananas.coalescer import SubmitCoalescer
+from bananas.errors import ConfigurationError, JobFailed, JobNotFound, ResultTimeout
+from bananas.job import Job, JobStatus, Priority, to_seconds
+from bananas.middleware import Middleware, MiddlewareChain
+from bananas.observability.snapshot import MetricsSnapshot, collect_snapshot
+from bananas.registry import HasRegistry, Registry
+from bananas.settings import Settings
+from bananas.submission import JobBuilder, JobSpec
+
+
+class WaitedJobOptions(TypedDict, total=False):
+    """Options of ``submit_and_wait``: those of ``submit`` but the job timeout."""
+
+    priority: str | int | Priority | None
+    routing_key: str | None
+    delay: float | timedelta | None
+    at: datetime | None
+    description: str
+    max_retries: int | None
+    headers: Mapping[str, str] | None
+
+
+class SubmitOptions(WaitedJobOptions, total=False):
+    """Keyword options of ``submit``; each is described there."""
+
+    timeout: float | timedelta | None
+    unique_key: str | None
+    unique_ttl: float | timedelta | None
+
+
+def job_spec(name: str, payload: Mapping[str, Any] | None, options: SubmitOptions | WaitedJobOptions) -> JobSpec:
+    """A ``JobSpec`` from ``submit``'s arguments.
+
+    Raises:
+        ConfigurationError: an option that does not exist or is not available yet.
+    """
+    rest: dict[str, Any] = dict(options)
+    if rest.pop("unique_key", None) is not None or rest.pop("unique_ttl", None) is not None:
+        raise ConfigurationError("unique jobs (unique_key/unique_ttl) are not available yet")
+    try:
+        return JobSpec(name, payload if payload is not None else {}, **rest)
+    except TypeError:
+        unknown = sorted(set(rest) - set(JobSpec.__dataclass_fields__))
+        raise ConfigurationError(f"unknown submit option(s): {', '.join(unknown)}") from None
+
+
+def default_settings(app: HasRegistry | None) -> Settings:
+    """The app's settings, else the environment's (the same lookup as ``Bananas()``)."""
+    return app.registry.settings if app is not None else Settings.from_env(os.environ)
+
+
+class AsyncClient:
+    """Submit and inspect jobs from asyncio code.
+
+    Args:
+        url: broker URL (default: the settings' URL; without settings or app, the
+            environment's: BANANAS_URL, else REDIS_URL, else the embedded broker).
+        broker: an existing broker to use instead of ``url``.
+        settings: defaults for jobs (default: the app's, else the environment's).
+        app: an application (``Bananas``) or its ``Registry``: submits are checked
+            against its handlers and get its tasks' defaults.
+        timeout_s: broker connect/command timeout.
+        middleware: hooks around submits (default: the app's).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        broker: Broker | None = None,
+        settings: Settings | None = None,
+        app: HasRegistry | None = None,
+        timeout_s: float = 5.0,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        registry: Registry | None = app.registry if app is not None else None
+        self.settings = settings or default_settings(app)
+        self.url = url or (broker.url if broker else self.settings.url)
+        self.broker = broker or brokers.from_url(self.url, timeout_s=timeout_s)
+        self._coalescer = SubmitCoalescer(self.broker)
+        self.registry = registry
+        chosen = middleware if middleware is not None else registry.middleware if registry else ()
+        self.middleware = MiddlewareChain.of(chosen)
+        self.builder = JobBuilder(self.settings, registry.tasks if registry else None, self.middleware)
+        self.started_at = time.time()
+
+    async def close(self) -> None:
+        """Close broker connections."""
+        await self.broker.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- submitting --------------------------------------------------------------
+    def build(self, spec: JobSpec) -> tuple[Job, bytes]:
+        """Validate one job and encode it (no I/O); see ``JobBuilder.build``."""
+        return self.builder.build(spec)
+
+    async def submit(
+        self, name: str, payload: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]
+    ) -> str:
+        """Submit one job and return its id.
+
+        Args:
+            name: the task name.
+            payload: a JSON object, passed to the handler as keyword arguments.
+            priority: ``"high" | "normal" | "low"``, a ``Priority`` or an int 0..100.
+            routing_key: queue name (default: the task's, else ``"default"``).
+            delay: run no earlier than this many seconds from now.
+            at: run no earlier than this aware datetime.
+            unique_key: reserved for unique jobs (not available yet).
+            unique_ttl: reserved for unique jobs.
+            description: free text shown by ``bananas job``.
+            max_retries: retries after the first attempt (default: task, then settings).
+            timeout: seconds one attempt may run.
+            headers: string headers carried with the job (trace context and the like).
+
+        Raises:
+            PayloadError: the payload does not fit the handler (when this client knows it).
+            PayloadTooLarge: the encoded job is over the size limit.
+            ConfigurationError: unknown priority, illegal routing key, negative delay.
+            BrokerUnavailable: the broker could not be reached within the timeout.
+        """
+        job, body = self.builder.build(job_spec(name, payload, options))
+        await self._coalescer.enqueue((job, body))
+        self.builder.submitted([(job, body)])
+        return job.id
+
+    async def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
+        """Submit many jobs in one round trip per routing key; return their ids in order.
+
+        Raises:
+            PayloadError, ConfigurationError: any job is invalid (nothing is submitted).
+        """
+        built = [self.builder.build(s if isinstance(s, JobSpec) else JobSpec(s[0], s[1])) for s in specs]
+        if built:
+            await self.broker.enqueue(built)
+            self.builder.submitted(built)
+        return [job.id for job, _ in built]
+
+    # --- reading -------------------------------------------------------------------
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with its current status and result, or None if unknown/expired."""
+        return await self.broker.get_job(job_id)
+
+    async def wait(self, job_id: str, timeout: float | timedelta = 30.0) -> Job:
+        """Block until the job is completed, failed or cancelled (no polling).
+
+        Raises:
+            JobNotFound: no such job.
+            ResultTimeout: still not finished after ``timeout``.
+        """
+        timeout_s = to_seconds(timeout) or 0.0
+        job = await self.broker.wait_job(job_id, timeout_s)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r} (unknown, or its record expired)")
+        if not job.is_terminal:
+            raise ResultTimeout(f"job {job_id} still {job.status.value} after {timeout_s:g} s")
+        return job
+
+    async def submit_and_wait(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | timedelta = 30.0,
+        **options: Unpack[WaitedJobOptions],
+    ) -> Any:
+        """Submit, wait for the outcome and return the handler's return value.
+
+        ``timeout`` is how long to wait; the job runs with its task's timeout. The other
+        options are those of ``submit``.
+
+        Raises:
+            ResultTimeout: no outcome within ``timeout``.
+            JobFailed: the job failed (dead-lettered) or was cancelled.
+        """
+        job, body = self.builder.build(job_spec(name, payload, options))
+        await self.broker.enqueue([(job, body)], watch=True)
+        self.builder.submitted([(job, body)])
+        done = await self.wait(job.id, timeout)
+        if done.status is not JobStatus.COMPLETED:
+            raise JobFailed(f"job {job.id} ({name}) {done.status.value}: {done.error or ''}".rstrip(": "), done)
+        return done.result
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job. A pending or scheduled job never runs; a running one sees
+        ``ctx.cancelled``. Returns False when the job is unknown or already finished."""
+        status = await self.broker.cancel(job_id)
+        return status in ("pending", "scheduled", "processing")
+
+    async def list_jobs(self, status: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs with a status (any when None), newest first."""
+        if status is not None and status not in {s.value for s in JobStatus}:
+            raise ConfigurationError(f"unknown status {status!r}: use one of {', '.join(s.value for s in JobStatus)}")
+        return await self.broker.list_jobs(status, name, limit)
+
+    async def dead_jobs(self, limit: int = 100) -> list[Job]:
+        """Dead-lettered jobs, newest first."""
+        return await self.broker.list_jobs("failed", None, limit)
+
+    async def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
+        """Send dead-lettered jobs (all when None) back to their queue."""
+        return await self.broker.retry_dead(job_ids)
+
+    async def purge_dead(self) -> int:
+        """Delete every dead-lettered job."""
+        return await self.broker.purge_dead()
+
+    async def queue_stats(self) -> list[QueueStats]:
+        """Depth of every routing key."""
+        return await self.broker.queue_stats()
+
+    async def metrics(self) -> MetricsSnapshot:
+        """A typed snapshot: queue depths, recent counts, durations and error rate, uptime.
+
+        See ``MetricsSnapshot`` for what is exact and what is sampled.
+        """
+        workers = self.registry.workers if self.registry is not None else ()
+        return await collect_snapshot(self.broker, started_at=self.started_at, workers=workers)

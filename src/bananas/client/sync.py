@@ -1,0 +1,214 @@
+"""``Client``: the blocking client. Each thread gets its own event loop and connections."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
+
+from bananas.brokers.base import Broker, QueueStats
+from bananas.client.aio import AsyncClient, SubmitOptions, WaitedJobOptions, default_settings, job_spec
+from bananas.job import Job
+from bananas.middleware import Middleware
+from bananas.observability.snapshot import MetricsSnapshot
+from bananas.registry import HasRegistry
+from bananas.settings import Settings
+from bananas.submission import JobSpec
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: An ``AsyncClient`` method (or any coroutine function taking the client first).
+AsyncCall = Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]
+
+
+class Client:
+    """The synchronous client: the same methods as ``AsyncClient``, blocking.
+
+    Each thread gets its own event loop and connections; called from inside a running
+    event loop, the call runs on a helper thread so that it never deadlocks.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        app: HasRegistry | None = None,
+        timeout_s: float = 5.0,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        self.settings = settings or default_settings(app)
+        self.url = url or self.settings.url
+        self.app = app
+        self._middleware = middleware
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._helper: _LoopThread | None = None
+        self._lock = threading.Lock()
+        self._all: list[tuple[asyncio.AbstractEventLoop, AsyncClient]] = []
+        self._blocking: AsyncClient | None = None
+
+    def _new_async(self) -> AsyncClient:
+        return AsyncClient(
+            self.url, settings=self.settings, app=self.app, timeout_s=self._timeout_s, middleware=self._middleware
+        )
+
+    def _run(self, coro_fn: AsyncCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            with self._lock:
+                if self._helper is None:
+                    self._helper = _LoopThread(self._new_async())
+            return self._helper.run(coro_fn, *args, **kwargs)
+        state = self._local.__dict__
+        if "loop" not in state:
+            state["loop"] = asyncio.new_event_loop()
+            state["client"] = self._new_async()
+            with self._lock:
+                self._all.append((state["loop"], state["client"]))
+        loop: asyncio.AbstractEventLoop = state["loop"]
+        client: AsyncClient = state["client"]
+        return loop.run_until_complete(coro_fn(client, *args, **kwargs))
+
+    @property
+    def broker(self) -> Broker:
+        """This thread's broker (for advanced use and tests)."""
+        return self._run(_get_broker)
+
+    def close(self) -> None:
+        """Close every connection this client opened."""
+        with self._lock:
+            pairs, self._all = self._all, []
+            helper, self._helper = self._helper, None
+        for loop, client in pairs:
+            if not loop.is_closed() and not loop.is_running():
+                # A thread of its own: this thread may be running another event loop.
+                closer = threading.Thread(target=_close_on, args=(loop, client))
+                closer.start()
+                closer.join()
+        if helper is not None:
+            helper.stop()
+        blocking, self._blocking = self._blocking, None
+        if blocking is not None:
+            closer = threading.Thread(target=_close_on, args=(asyncio.new_event_loop(), blocking))
+            closer.start()
+            closer.join()
+        self._local = threading.local()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def build(self, spec: JobSpec) -> tuple[Job, bytes]:
+        """See ``AsyncClient.build``."""
+        return self._core().build(spec)
+
+    def submit(self, name: str, payload: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]) -> str:
+        """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
+        spec = job_spec(name, payload, options)
+        core = self._core()
+        built = core.build(spec)
+        core.broker.enqueue_blocking([built])
+        core.builder.submitted([built])
+        return built[0].id
+
+    def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
+        """See ``AsyncClient.submit_many``. Runs without an event loop: one round trip."""
+        core = self._core()
+        built = [core.build(s if isinstance(s, JobSpec) else JobSpec(s[0], s[1])) for s in specs]
+        if built:
+            core.broker.enqueue_blocking(built)
+            core.builder.submitted(built)
+        return [job.id for job, _ in built]
+
+    def _core(self) -> AsyncClient:
+        """The client whose broker serves blocking submits (shared by all threads)."""
+        if self._blocking is None:
+            with self._lock:
+                if self._blocking is None:
+                    self._blocking = self._new_async()
+        return self._blocking
+
+    def get_job(self, job_id: str) -> Job | None:
+        """See ``AsyncClient.get_job``."""
+        return self._run(AsyncClient.get_job, job_id)
+
+    def wait(self, job_id: str, timeout: float | timedelta = 30.0) -> Job:
+        """See ``AsyncClient.wait``."""
+        return self._run(AsyncClient.wait, job_id, timeout)
+
+    def submit_and_wait(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | timedelta = 30.0,
+        **options: Unpack[WaitedJobOptions],
+    ) -> Any:
+        """See ``AsyncClient.submit_and_wait``."""
+        return self._run(AsyncClient.submit_and_wait, name, payload, timeout=timeout, **options)
+
+    def cancel(self, job_id: str) -> bool:
+        """See ``AsyncClient.cancel``."""
+        return self._run(AsyncClient.cancel, job_id)
+
+    def list_jobs(self, status: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
+        """See ``AsyncClient.list_jobs``."""
+        return self._run(AsyncClient.list_jobs, status, name, limit)
+
+    def dead_jobs(self, limit: int = 100) -> list[Job]:
+        """See ``AsyncClient.dead_jobs``."""
+        return self._run(AsyncClient.dead_jobs, limit)
+
+    def retry_dead(self, job_ids: Sequence[str] | None = None) -> int:
+        """See ``AsyncClient.retry_dead``."""
+        return self._run(AsyncClient.retry_dead, job_ids)
+
+    def purge_dead(self) -> int:
+        """See ``AsyncClient.purge_dead``."""
+        return self._run(AsyncClient.purge_dead)
+
+    def queue_stats(self) -> list[QueueStats]:
+        """See ``AsyncClient.queue_stats``."""
+        return self._run(AsyncClient.queue_stats)
+
+    def metrics(self) -> MetricsSnapshot:
+        """See ``AsyncClient.metrics``."""
+        return self._run(AsyncClient.metrics)
+
+
+def _close_on(loop: asyncio.AbstractEventLoop, client: AsyncClient) -> None:
+    loop.run_until_complete(client.close())
+    loop.close()
+
+
+async def _get_broker(client: AsyncClient) -> Broker:
+    return client.broker
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, for sync calls made from inside a running loop."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = client
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bananas-client", daemon=True)
+        self._thread.start()
+
+    def run(self, coro_fn: AsyncCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        coro = coro_fn(self._client, *args, **kwargs)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()

@@ -1,0 +1,108 @@
+"""``Registry``: what an application knows (tasks, schedules, middleware, settings).
+
+The services (worker, scheduler, job building) read an application through this
+object, never through the ``Bananas`` façade, so that no service imports the layer
+users write against. ``Bananas`` owns one (``app.registry``) and fills it as tasks and
+schedules are declared.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bananas.errors import ConfigurationError
+from bananas.job import RetryPolicy, check_job_name, check_routing_key, parse_priority, to_seconds
+from bananas.middleware import Middleware, WorkerView
+from bananas.schedule import ScheduleRegistry
+from bananas.settings import Settings
+from bananas.signature import PayloadSpec
+
+
+class TaskDefinition:
+    """A handler and the defaults its jobs get: what a worker needs to run it.
+
+    Args:
+        fn: the handler, ``async def`` or plain.
+        name: the task name (default: the function's name).
+        priority: default priority (``"high"``, ``Priority``, 0..100); None: the built-in default.
+        routing_key: default routing key.
+        max_retries: default retries; None: the worker's ``MAX_RETRIES``.
+        timeout: default seconds per attempt; None: the worker's ``JOB_TIMEOUT``.
+        retry: backoff between attempts.
+
+    Raises:
+        ConfigurationError: a bad name, priority, routing key or hints.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        priority: str | int | None = None,
+        routing_key: str = "default",
+        max_retries: int | None = None,
+        timeout: float | timedelta | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = check_job_name(name or fn.__name__)
+        self.priority = parse_priority(priority) if priority is not None else None
+        self.routing_key = check_routing_key(routing_key)
+        if max_retries is not None and (type(max_retries) is not int or max_retries < 0):
+            raise ConfigurationError(f"task {self.name!r}: max_retries must be an int >= 0, got {max_retries!r}")
+        self.max_retries = max_retries
+        self.timeout_s = to_seconds(timeout)
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ConfigurationError(f"task {self.name!r}: timeout must be > 0, got {self.timeout_s:g}")
+        self.retry = retry or RetryPolicy()
+        self.spec = PayloadSpec(fn, self.name)
+
+    @property
+    def summary(self) -> str:
+        """The first line of the handler's docstring ('' without one)."""
+        doc = (self.fn.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+
+class Registry:
+    """Tasks, schedules, middleware and settings of one application.
+
+    Args:
+        settings: the application's settings.
+        middleware: hooks for its clients and workers.
+    """
+
+    def __init__(self, settings: Settings, middleware: Sequence[Middleware] = ()) -> None:
+        self.settings = settings
+        self.tasks: dict[str, TaskDefinition] = {}
+        #: cron schedules fired by the scheduler leader (``@app.cron``, ``schedules.register``).
+        self.schedules = ScheduleRegistry()
+        self.middleware: list[Middleware] = list(middleware)
+        #: workers running this registry's tasks in this process (for metrics snapshots).
+        self.workers: weakref.WeakSet[WorkerView] = weakref.WeakSet()
+
+    @property
+    def registry(self) -> Registry:
+        """Itself, so that a ``Registry`` is accepted wherever an application is."""
+        return self
+
+    def add(self, task: TaskDefinition) -> None:
+        """Register a task.
+
+        Raises:
+            ConfigurationError: the name is already registered.
+        """
+        if task.name in self.tasks:
+            raise ConfigurationError(f"a task named {task.name!r} is already registered")
+        self.tasks[task.name] = task
+
+
+class HasRegistry(Protocol):
+    """An application: anything with a ``registry`` (``Bananas``, or a ``Registry`` itself)."""
+
+    @property
+    def registry(self) -> Registry: ...

@@ -1,0 +1,173 @@
+"""Building jobs: validate a submit, apply the defaults, encode it. No I/O.
+
+Every path that creates jobs goes through ``JobBuilder``: ``Client``/``AsyncClient``
+submits, cron ticks fired by the scheduler, and (next) workflow nodes. Defaults come,
+in this order, from the submit's own options, the task declared in this process, and
+the settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bananas import wire
+from bananas.errors import ConfigurationError, PayloadError
+from bananas.job import Job, JobStatus, Priority, check_job_name, check_routing_key, new_id, parse_priority, to_seconds
+from bananas.middleware import MiddlewareChain
+from bananas.registry import TaskDefinition
+from bananas.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_NORMAL = int(Priority.NORMAL)
+
+
+@dataclass
+class JobSpec:
+    """One job to submit; the fields mirror ``submit``'s arguments."""
+
+    name: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    priority: str | int | Priority | None = None
+    routing_key: str | None = None
+    delay: float | timedelta | None = None
+    at: datetime | None = None
+    description: str = ""
+    max_retries: int | None = None
+    timeout: float | timedelta | None = None
+    headers: Mapping[str, str] | None = None
+
+
+class JobBuilder:
+    """Turns ``JobSpec``s into encoded jobs.
+
+    Args:
+        settings: job defaults and the size limit.
+        tasks: the tasks this process declared (their payloads are checked here).
+        middleware: ``before_submit``/``after_submit`` hooks.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        tasks: Mapping[str, TaskDefinition] | None = None,
+        middleware: MiddlewareChain | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tasks: Mapping[str, TaskDefinition] = tasks if tasks is not None else {}
+        self.middleware = middleware
+        # Names and routing keys already found legal (the regex costs more than the lookup).
+        self._valid_names = _BoundedSet()
+        self._valid_routing_keys = _BoundedSet()
+
+    def build(self, spec: JobSpec) -> tuple[Job, bytes]:
+        """Validate one job and encode it.
+
+        Raises:
+            PayloadError, PayloadTooLarge: the payload does not fit or is too large.
+            ConfigurationError: bad name, priority, routing key, retries, timeout, delay or time.
+        """
+        name = spec.name
+        if type(name) is not str or name not in self._valid_names:
+            self._valid_names.add(check_job_name(name))
+        payload = spec.payload
+        if type(payload) is not dict and not isinstance(payload, Mapping):
+            raise PayloadError(f"payload must be a JSON object (a dict), got {type(payload).__name__}")
+        payload = dict(payload)
+        task = self.tasks.get(name)
+        if task is not None:
+            task.spec.check(payload)
+        now = time.time()
+        scheduled_for = None if spec.delay is None and spec.at is None else run_at(now, spec.delay, spec.at)
+        routing_key = spec.routing_key or (task.routing_key if task else "default")
+        if type(routing_key) is not str or routing_key not in self._valid_routing_keys:
+            self._valid_routing_keys.add(check_routing_key(routing_key))
+        jobs = self.settings.jobs
+        timeout_s = _timeout(spec.timeout)
+        max_retries = _max_retries(spec.max_retries)
+        if task is not None:
+            timeout_s = task.timeout_s if timeout_s is None else timeout_s
+            max_retries = task.max_retries if max_retries is None else max_retries
+        priority = spec.priority if spec.priority is not None else task.priority if task else None
+        job = Job(
+            id=new_id(),
+            name=name,
+            payload=payload,
+            priority=_NORMAL if priority is None else parse_priority(priority),
+            routing_key=routing_key,
+            status=JobStatus.SCHEDULED if scheduled_for else JobStatus.PENDING,
+            max_retries=jobs.max_retries if max_retries is None else max_retries,
+            timeout=jobs.timeout_s if timeout_s is None else timeout_s,
+            created_at=now,
+            scheduled_for=scheduled_for,
+            description=spec.description,
+            headers=dict(spec.headers) if spec.headers else {},
+        )
+        if self.middleware is not None:
+            self.middleware.before_submit(job)
+        return job, wire.encode_job(job, jobs.max_job_bytes)
+
+    def submitted(self, built: Sequence[tuple[Job, bytes]]) -> None:
+        """After the broker stored ``built``: middleware, and a DEBUG line per job."""
+        if self.middleware is not None:
+            for job, _ in built:
+                self.middleware.after_submit(job)
+        if logger.isEnabledFor(logging.DEBUG):
+            for job, _ in built:
+                logger.debug(
+                    "job %s submitted (%s)", job.id, job.status.value,
+                    extra={"component": "client", "job_id": job.id, "job_name": job.name, "priority": job.priority,
+                           "routing_key": job.routing_key},
+                )  # fmt: skip
+
+
+def _timeout(value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    seconds = to_seconds(value)
+    if seconds is None or seconds <= 0:
+        raise ConfigurationError(f"timeout must be > 0, got {seconds}")
+    return seconds
+
+
+def _max_retries(value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise ConfigurationError(f"max_retries must be >= 0, got {value}")
+    return value
+
+
+def run_at(now: float, delay: float | timedelta | None, at: datetime | None) -> float | None:
+    """The unix time a job given ``delay`` or ``at`` becomes due (None: now).
+
+    Raises:
+        ConfigurationError: both given, a naive datetime, or a negative delay.
+    """
+    if delay is not None and at is not None:
+        raise ConfigurationError("give delay or at, not both")
+    if at is not None:
+        if at.tzinfo is None:
+            raise ConfigurationError("at must be a timezone-aware datetime")
+        ts = at.timestamp()
+        return ts if ts > now else None
+    seconds = to_seconds(delay)
+    if seconds is None or seconds == 0:
+        return None
+    if seconds < 0:
+        raise ConfigurationError(f"delay must be >= 0 seconds, got {seconds:g}")
+    return now + seconds
+
+
+class _BoundedSet(set[str]):
+    """A set that forgets everything when it would pass ``limit`` entries."""
+
+    limit = 10_000
+
+    def add(self, value: str) -> None:
+        if len(self) >= self.limit:
+            self.clear()
+        super().add(value)
