@@ -126,13 +126,9 @@ def start_queue_logging(
 ) -> tuple[NonBlockingQueueHandler, logging.handlers.QueueListener]:
     """Install a queue handler on the root logger, with ``handlers`` behind a listener thread.
 
-    Records skip what no Bananas formatter shows (caller frame, thread and process names:
-    the logging HOWTO's "Optimization" flags), a third of a log call's cost.
+    The ``logging`` module's process-wide flags are left alone: the CLI turns off what no
+    Bananas formatter shows when it starts a process (``cli/logs.py``).
     """
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     q: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
     front = NonBlockingQueueHandler(q)
     listener = BatchingQueueListener(q, *handlers)
