@@ -20,20 +20,25 @@ from typing import Any
 
 import pytest
 
+from bananas.cli.logs import skip_unshown_record_fields
 from bananas.observability.logs import ContextFilter, JSONFormatter, start_queue_logging
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The ``logging`` module's flags the CLI turns off (``skip_unshown_record_fields``).
+_FLAGS = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
 
 
 @pytest.fixture
 def logger() -> Iterator[logging.Logger]:
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
+    flags = {name: getattr(logging, name) for name in _FLAGS}
     for h in saved[1]:
         root.removeHandler(h)
     sink = logging.StreamHandler(io.StringIO())
     sink.setFormatter(JSONFormatter())
     sink.addFilter(ContextFilter())
+    skip_unshown_record_fields()  # as the CLI does in a worker process
     front, listener = start_queue_logging([sink], logging.INFO)
     yield logging.getLogger("bananas.worker.executor")
     listener.stop()
@@ -41,6 +46,8 @@ def logger() -> Iterator[logging.Logger]:
     root.setLevel(saved[0])
     for h in saved[1]:
         root.addHandler(h)
+    for name, value in flags.items():
+        setattr(logging, name, value)
 
 
 def test_disabled_call_under_1_us(benchmark: Any, logger: logging.Logger) -> None:

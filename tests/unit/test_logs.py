@@ -106,6 +106,59 @@ def test_batching_listener_writes_every_record_in_order_by_stop() -> None:
     assert seen == [f"m{i}" for i in range(500)]
 
 
+#: The ``logging`` module's process-wide flags that the CLI, and only the CLI, turns off.
+LOGGING_FLAGS = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+
+#: Imports the library, logs through its queue handler and prints the flags before and after.
+LIBRARY_USE = """
+import json, logging, sys
+flags = lambda: [logging._srcfile is not None, logging.logThreads, logging.logProcesses, logging.logMultiprocessing]
+before = flags()
+import bananas, bananas.brokers.redis, bananas.brokers.sqlite, bananas.cli.logs, bananas.worker.worker
+from bananas.observability.logs import ContextFilter, JSONFormatter, StderrHandler, start_queue_logging
+console = StderrHandler()
+console.setFormatter(JSONFormatter())
+console.addFilter(ContextFilter())
+front, listener = start_queue_logging([console], logging.INFO)
+logging.getLogger("bananas.worker.worker").info("hello %s", "world", extra={"job_id": "J1"})
+listener.stop()
+print(json.dumps([before, flags()]))
+"""
+
+
+def test_importing_and_using_the_library_leaves_the_logging_flags_alone() -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", LIBRARY_USE], capture_output=True, text=True, timeout=60, check=True)
+    before, after = json.loads(run.stdout)
+    assert before == after == [True, True, True, True]
+    assert json.loads(run.stderr)["job_id"] == "J1"
+
+
+def test_the_cli_turns_the_logging_flags_off_when_it_configures_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bananas.cli.logs import configure_logging, stop_logging
+
+    for name in LOGGING_FLAGS:  # put back after the test, whatever configure_logging sets
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = True
+    logging._srcfile = os.path.normcase(logging.addLevelName.__code__.co_filename)
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    for handler in saved[1]:  # configure_logging closes the handlers it replaces
+        root.removeHandler(handler)
+    try:
+        configure_logging("INFO", "json")
+        assert [getattr(logging, name) for name in LOGGING_FLAGS] == [None, False, False, False]
+    finally:
+        stop_logging()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.setLevel(saved[0])
+        for handler in saved[1]:
+            root.addHandler(handler)
+
+
 def test_file_rotates_compresses_and_expires(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "bananas.log"
     handler = CompressingRotatingFileHandler(path, max_bytes=200, backups=3, max_age_days=1)

@@ -37,6 +37,7 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "log_config",
+    "skip_unshown_record_fields",
 ]
 
 #: The listener of the process's queue handler (stopped, and so flushed, at exit).
@@ -110,9 +111,25 @@ def configure_logging(level: str, fmt: str, logs: LogSettings | None = None) -> 
     for handler in handlers:
         handler.addFilter(context)
     lowest = min(logging.getLevelName(lv) for lv in _levels(level, logs))
+    skip_unshown_record_fields()
     _, listener = start_queue_logging(handlers, lowest)
     _state["listener"] = listener
     atexit.register(stop_logging)
+
+
+def skip_unshown_record_fields() -> None:
+    """Records skip what no Bananas formatter shows (caller frame, thread and process names:
+    the logging HOWTO's "Optimization" flags), a third of a log call's cost.
+
+    These are flags of the ``logging`` module, for the whole process, so only the CLI sets
+    them, when it configures the logging of the process it starts (every command, each
+    supervised worker process too: ``bananas worker`` runs again in them). An application
+    that embeds the library keeps its own.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def _levels(level: str, logs: LogSettings) -> list[str]:

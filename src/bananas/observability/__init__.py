@@ -1,4 +1,5 @@
-"""Observability: structured logs (``logs``), metrics (``metrics``), health (``health``),
+"""Observability: structured logs (``logs``; its tiers in ``formatter``, ``rotation``,
+``elasticsearch`` and ``breaker``), metrics (``metrics``), health (``health``),
 OpenTelemetry tracing (``tracing``: the middleware; ``tracer_provider``: the SDK set-up the
 CLI does from ``OTEL_*``). Importing this package imports the tracing middleware only
 (itself importing OpenTelemetry lazily)."""

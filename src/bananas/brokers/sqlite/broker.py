@@ -24,7 +24,7 @@ from bananas.brokers.base import (
     ScheduleState,
     TickReport,
 )
-from bananas.brokers.sqlite import ops, schedules
+from bananas.brokers.sqlite import inspection, ops, schedules
 from bananas.brokers.sqlite.engine import Engine, Session
 from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
 from bananas.errors import BananasError
@@ -209,30 +209,32 @@ class SQLiteBroker(Broker):
 
     # --- inspecting ------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job | None:
-        return await self._run("get job", functools.partial(ops.get_job, job_id=job_id))
+        return await self._run("get job", functools.partial(inspection.get_job, job_id=job_id))
 
     async def wait_job(self, job_id: str, timeout_s: float) -> Job | None:
-        if await self._run("wait for job", functools.partial(ops.job_state, job_id=job_id)) == "":
+        if await self._run("wait for job", functools.partial(inspection.job_state, job_id=job_id)) == "":
             return None
-        probe = functools.partial(ops.is_settled, job_id=job_id)
+        probe = functools.partial(inspection.is_settled, job_id=job_id)
         await self._wait("wait for job", [job_topic(job_id)], probe, timeout_s)
         return await self.get_job(job_id)
 
     async def cancel(self, job_id: str) -> str | None:
-        return await self._run("cancel", functools.partial(ops.cancel, job_id=job_id))
+        return await self._run("cancel", functools.partial(inspection.cancel, job_id=job_id))
 
     async def list_jobs(self, status: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
-        return await self._run("list jobs", functools.partial(ops.list_jobs, status=status, name=name, limit=limit))
+        return await self._run(
+            "list jobs", functools.partial(inspection.list_jobs, status=status, name=name, limit=limit)
+        )
 
     async def retry_dead(self, job_ids: Sequence[str] | None) -> int:
         ids = None if job_ids is None else list(job_ids)
-        return await self._run("retry dead jobs", functools.partial(ops.retry_dead, job_ids=ids))
+        return await self._run("retry dead jobs", functools.partial(inspection.retry_dead, job_ids=ids))
 
     async def purge_dead(self) -> int:
-        return await self._run("purge dead jobs", ops.purge_dead)
+        return await self._run("purge dead jobs", inspection.purge_dead)
 
     async def queue_stats(self) -> list[QueueStats]:
-        return await self._run("queue stats", ops.queue_stats)
+        return await self._run("queue stats", inspection.queue_stats)
 
     # --- waiting -----------------------------------------------------------------
     async def _wait(self, op: str, topics: list[str], probe: Callable[[Session], bool], timeout_s: float) -> None:

@@ -8,10 +8,13 @@ sets: ``jobs_ready`` is the ready queue (priority, then enqueue time, then id),
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from bananas import wire
+from bananas.brokers.base import Lease, Outcome
 from bananas.errors import BrokerError, PayloadError
 from bananas.job import Job, JobStatus
 
@@ -87,6 +90,11 @@ JOB_COLUMNS = (
 
 #: SQL condition: the record has not expired.
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def ids_json(items: Sequence[Outcome] | Sequence[Lease] | Sequence[str]) -> str:
+    """The ids of ``items`` as the JSON array that ``json_each(?)`` reads."""
+    return json.dumps([i if isinstance(i, str) else i.id for i in items])
 
 
 def create(conn: sqlite3.Connection) -> None:

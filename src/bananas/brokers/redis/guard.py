@@ -1,0 +1,38 @@
+"""redis-py's errors as ``BrokerUnavailable`` (the server is out of reach) or
+``BrokerError`` (anything else), naming the operation that failed."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from redis import exceptions as rexc
+
+from bananas.errors import BrokerError, BrokerUnavailable
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def translate(op: str, url: str, exc: Exception) -> Exception:
+    """The Bananas error for redis-py's ``exc`` raised during ``op`` on the server ``url``."""
+    if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError):
+        return BrokerUnavailable(f"redis broker {url} unreachable during {op}: {exc}")
+    return BrokerError(f"redis broker error during {op}: {exc}")
+
+
+def guard(op: str) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
+    """Turn redis-py connection errors into ``BrokerUnavailable`` naming the operation."""
+
+    def wrap(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        @functools.wraps(fn)
+        async def inner(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await fn(*args, **kwargs)
+            except (rexc.RedisError, OSError) as exc:
+                raise translate(op, getattr(args[0], "safe_url", "redis"), exc) from None
+
+        return inner
+
+    return wrap
