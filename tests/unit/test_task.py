@@ -51,7 +51,7 @@ def test_unknown_submit_option_is_named(app: Bananas) -> None:
     def noop() -> None:
         return None
 
-    with pytest.raises(ConfigurationError, match="unknown submit option.*prio"):
+    with pytest.raises(ConfigurationError, match=r"unknown submit option.*prio"):
         app.client.submit("noop", {}, prio="high")  # type: ignore[call-arg]
     app.client.close()
 
