@@ -135,7 +135,7 @@ class AsyncClient:
         scheduled_for = None if spec.delay is None and spec.at is None else _run_at(now, spec.delay, spec.at)
         timeout_s = spec.timeout
         if timeout_s is not None:
-            timeout_s = to_seconds(timeout_s)
+            timeout_s = to_seconds(timeout_s, "timeout")
             if timeout_s is None or timeout_s <= 0:
                 raise ConfigurationError(f"timeout must be > 0, got {timeout_s}")
         elif task is not None:
@@ -234,7 +234,7 @@ class AsyncClient:
             JobNotFound: no such job.
             ResultTimeout: still not finished after ``timeout``.
         """
-        timeout_s = to_seconds(timeout) or 0.0
+        timeout_s = to_seconds(timeout, "timeout") or 0.0
         job = await self.broker.wait_job(job_id, timeout_s)
         if job is None:
             raise JobNotFound(f"no job {job_id!r} (unknown, or its record expired)")
@@ -517,7 +517,7 @@ def _run_at(now: float, delay: float | timedelta | None, at: datetime | None) ->
             raise ConfigurationError("at must be a timezone-aware datetime")
         ts = at.timestamp()
         return ts if ts > now else None
-    seconds = to_seconds(delay)
+    seconds = to_seconds(delay, "delay")
     if seconds is None or seconds == 0:
         return None
     if seconds < 0:

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bananas.durations import parse_duration
 from bananas.errors import ConfigurationError
 from bananas.job import check_routing_key
 
@@ -13,6 +14,8 @@ from bananas.job import check_routing_key
 DEFAULT_URL = "sqlite:///bananas.db"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Other names accepted for a level (the ones the ``logging`` module knows too).
+LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 
 WORKER_MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
 
@@ -146,13 +149,13 @@ class Settings:
             job_types=env.names("WORKER_JOB_TYPES"),
         )
         scheduler = SchedulerSettings(
-            interval_s=env.number("SCHEDULER_INTERVAL", SchedulerSettings.interval_s),
-            leader_ttl_s=env.number("BANANAS_SCHEDULER_LEADER_TTL", SchedulerSettings.leader_ttl_s),
+            interval_s=env.duration("SCHEDULER_INTERVAL", SchedulerSettings.interval_s),
+            leader_ttl_s=env.duration("BANANAS_SCHEDULER_LEADER_TTL", SchedulerSettings.leader_ttl_s),
             cron_enabled=env.flag("CRON_SCHEDULER_ENABLED", True),
-            cron_interval_s=env.number("CRON_SCHEDULER_INTERVAL", SchedulerSettings.cron_interval_s),
+            cron_interval_s=env.duration("CRON_SCHEDULER_INTERVAL", SchedulerSettings.cron_interval_s),
         )
         jobs = JobDefaults(
-            timeout_s=env.number("JOB_TIMEOUT", JobDefaults.timeout_s),
+            timeout_s=env.duration("JOB_TIMEOUT", JobDefaults.timeout_s),
             max_retries=env.integer("MAX_RETRIES", JobDefaults.max_retries),
         )
         settings = cls(
@@ -160,7 +163,7 @@ class Settings:
             worker=worker,
             scheduler=scheduler,
             jobs=jobs,
-            log_level=(env.text("LOG_LEVEL") or "INFO").upper(),
+            log_level=env.level("LOG_LEVEL", "INFO"),
             log_format=(env.text("LOG_FORMAT") or "text").lower(),
             logs=_log_settings(env),
             observability=_observability_settings(env, environ),
@@ -199,27 +202,50 @@ class Settings:
         for key in w.routing_keys:
             check_routing_key(key)
         _check_mode(w)
-        if not 0.5 <= self.scheduler.leader_ttl_s <= 300:
-            raise ConfigurationError("BANANAS_SCHEDULER_LEADER_TTL must be between 0.5 and 300 seconds")
-        if self.scheduler.interval_s <= 0:
-            raise ConfigurationError("SCHEDULER_INTERVAL must be > 0")
-        if self.scheduler.cron_interval_s <= 0:
-            raise ConfigurationError("CRON_SCHEDULER_INTERVAL must be > 0")
+        s = self.scheduler
+        if not 0.5 <= s.leader_ttl_s <= 300:
+            raise ConfigurationError(
+                f"BANANAS_SCHEDULER_LEADER_TTL must be between 0.5 and 300 seconds, got {s.leader_ttl_s:g} s"
+            )
+        _check_positive(("SCHEDULER_INTERVAL", s.interval_s), ("CRON_SCHEDULER_INTERVAL", s.cron_interval_s))
+        _check_positive(("JOB_TIMEOUT", self.jobs.timeout_s))
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         _validate_observability(self)
+
+
+def _check_positive(*durations: tuple[str, float]) -> None:
+    for name, seconds in durations:
+        if not seconds > 0:
+            raise ConfigurationError(f"{name} must be more than 0 seconds, got {seconds:g} s")
+
+
+def parse_log_level(text: str, name: str = "LOG_LEVEL") -> str:
+    """``"warn"``, ``"Warning"``, ``"debug"`` ... -> the level's name (``"WARNING"``).
+
+    Raises:
+        ConfigurationError: one line naming ``name`` and the value, and listing the levels.
+    """
+    level = text.strip().upper()
+    level = LOG_LEVEL_ALIASES.get(level, level)
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(
+            f"{name}={text!r} is not a log level: use debug, info, warning (or warn), error or critical"
+        )
+    return level
 
 
 def _validate_observability(settings: Settings) -> None:
     lg = settings.logs
     levels = (("LOG_LEVEL", settings.log_level), ("LOG_FILE_LEVEL", lg.file_level), ("LOG_ES_LEVEL", lg.es_level))
     for name, level in levels:
-        if level not in LOG_LEVELS:
+        if level not in LOG_LEVELS:  # from_env normalises (parse_log_level); code passes the names
             raise ConfigurationError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     if lg.file_max_size_mb <= 0 or lg.file_max_backups < 0 or lg.file_max_age_days < 0:
         raise ConfigurationError("LOG_FILE_MAX_SIZE_MB must be > 0, LOG_FILE_MAX_BACKUPS and _AGE_DAYS >= 0")
-    if lg.es_flush_bytes < 1024 or lg.es_flush_interval_s <= 0 or lg.es_num_workers < 1:
-        raise ConfigurationError("LOG_ES_FLUSH_BYTES must be >= 1024, _FLUSH_INTERVAL > 0, _NUM_WORKERS >= 1")
+    if lg.es_flush_bytes < 1024 or lg.es_num_workers < 1:
+        raise ConfigurationError("LOG_ES_FLUSH_BYTES must be >= 1024 and LOG_ES_NUM_WORKERS >= 1")
+    _check_positive(("LOG_ES_FLUSH_INTERVAL", lg.es_flush_interval_s))
     port = settings.observability.metrics_port
     if port is not None and not 0 <= port <= 65535:
         raise ConfigurationError(f"BANANAS_METRICS_PORT must be 0..65535, got {port}")
@@ -238,7 +264,7 @@ def _log_settings(env: _Env) -> LogSettings:
         file_max_backups=env.integer("LOG_FILE_MAX_BACKUPS", d.file_max_backups),
         file_max_age_days=env.number("LOG_FILE_MAX_AGE_DAYS", d.file_max_age_days),
         file_compress=env.flag("LOG_FILE_COMPRESS", True),
-        file_level=(env.text("LOG_FILE_LEVEL") or d.file_level).upper(),
+        file_level=env.level("LOG_FILE_LEVEL", d.file_level),
         es_enabled=env.flag("LOG_ES_ENABLED", False),
         es_addresses=env.names("LOG_ES_ADDRESSES") or d.es_addresses,
         es_username=env.text("LOG_ES_USERNAME"),
@@ -246,7 +272,7 @@ def _log_settings(env: _Env) -> LogSettings:
         es_api_key=env.text("LOG_ES_API_KEY"),
         es_cloud_id=env.text("LOG_ES_CLOUD_ID"),
         es_index_prefix=env.text("LOG_ES_INDEX_PREFIX") or d.es_index_prefix,
-        es_level=(env.text("LOG_ES_LEVEL") or d.es_level).upper(),
+        es_level=env.level("LOG_ES_LEVEL", d.es_level),
         es_flush_bytes=env.integer("LOG_ES_FLUSH_BYTES", d.es_flush_bytes),
         es_flush_interval_s=env.duration("LOG_ES_FLUSH_INTERVAL", d.es_flush_interval_s),
         es_num_workers=env.integer("LOG_ES_NUM_WORKERS", d.es_num_workers),
@@ -345,14 +371,14 @@ class _Env:
             raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
 
     def duration(self, name: str, default: float) -> float:
-        """Seconds, with an optional unit: ``10``, ``10s``, ``500ms``, ``2m``."""
+        """Seconds, with an optional unit: ``10``, ``10s``, ``500ms``, ``5m``, ``2h``, ``1d``."""
         value = self.text(name)
-        if value is None:
-            return default
-        for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-            if value.endswith(suffix) and value[: -len(suffix)].replace(".", "", 1).isdigit():
-                return float(value[: -len(suffix)]) * scale
-        return self.number(name, default)
+        return default if value is None else parse_duration(value, name)
+
+    def level(self, name: str, default: str) -> str:
+        """A log level name, any case, ``warn`` for ``WARNING``."""
+        value = self.text(name)
+        return default if value is None else parse_log_level(value, name)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.text(name)

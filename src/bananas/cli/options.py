@@ -14,6 +14,7 @@ import click
 
 from bananas.app import Bananas
 from bananas.cli.logs import configure_logging
+from bananas.durations import parse_duration
 from bananas.errors import BananasError, ConfigurationError, PayloadError
 from bananas.settings import Settings
 
@@ -44,6 +45,47 @@ class BadInput(CLIError):
     """Bad options, payload or configuration: ``error: <message>``, exit code 2."""
 
     exit_code = EXIT_USAGE
+
+
+class DurationType(click.types.FloatParamType):  # a float type: no type arguments, on any click 8
+    """A flag that is a duration: ``30s``, ``5m``, ``2h``, ``1d``, ``500ms`` or seconds.
+
+    Converts to float seconds. A bad value is one line naming the flag and exit code 2,
+    like every other bad input: ``error: --lease='soon' is not a duration: use ...``.
+
+    Args:
+        minimum: the least value allowed, in seconds.
+        strict: the minimum itself is not allowed (``--lease 0`` is refused).
+    """
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0, *, strict: bool = False) -> None:
+        self.minimum = minimum
+        self.strict = strict
+
+    def __repr__(self) -> str:
+        return "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        flag = param.opts[0] if param is not None and param.opts else "duration"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)  # a default given in code
+        else:
+            try:
+                seconds = parse_duration(str(value), flag)
+            except ConfigurationError as exc:
+                raise BadInput(str(exc)) from None
+        if seconds < self.minimum or (self.strict and seconds == self.minimum):
+            bound = "more than" if self.strict else "at least"
+            raise BadInput(f"{flag}={value!r} must be {bound} {self.minimum:g} seconds")
+        return seconds
+
+
+#: A duration flag that must be more than 0 (a lease, a TTL, a timeout).
+POSITIVE_DURATION = DurationType(0.0, strict=True)
+#: A duration flag that may be 0 (a grace period, a delay).
+DURATION = DurationType(0.0)
 
 
 def url_option(fn: F) -> F:
