@@ -17,6 +17,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Other names accepted for a level (the ones the ``logging`` module knows too).
 LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 
+#: Seconds in a day, for retention defaults.
+DAY_S = 86400.0
+
 WORKER_MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
 
 
@@ -55,12 +58,20 @@ class SchedulerSettings:
 
 @dataclass(frozen=True)
 class JobDefaults:
-    """Defaults for jobs whose task or submit call does not say otherwise."""
+    """Defaults for jobs whose task or submit call does not say otherwise, and how long
+    finished job records are kept.
+
+    ``timeout_s`` is JOB_TIMEOUT. ``completed_ttl_s`` (BANANAS_COMPLETED_TTL,
+    ``--completed-ttl``) keeps a completed job and its result, 1 hour by default;
+    ``failed_ttl_s`` (BANANAS_FAILED_TTL, ``--failed-ttl``) keeps a dead-lettered job in the
+    dead-letter queue, 7 days by default. Every broker applies both when it stores the
+    outcome, including the scheduler's ``worker_lost`` dead-lettering.
+    """
 
     timeout_s: float = 300.0
     max_retries: int = 3
     completed_ttl_s: float = 3600.0
-    failed_ttl_s: float = 86400.0
+    failed_ttl_s: float = 7 * DAY_S
     max_job_bytes: int = 1024 * 1024
 
 
@@ -157,6 +168,8 @@ class Settings:
         jobs = JobDefaults(
             timeout_s=env.duration("JOB_TIMEOUT", JobDefaults.timeout_s),
             max_retries=env.integer("MAX_RETRIES", JobDefaults.max_retries),
+            completed_ttl_s=env.duration("BANANAS_COMPLETED_TTL", JobDefaults.completed_ttl_s),
+            failed_ttl_s=env.duration("BANANAS_FAILED_TTL", JobDefaults.failed_ttl_s),
         )
         settings = cls(
             url=url,
@@ -179,6 +192,14 @@ class Settings:
         """Return a copy with worker fields replaced (CLI flags override the environment)."""
         given = {k: v for k, v in changes.items() if v is not None}
         settings = dataclasses.replace(self, worker=dataclasses.replace(self.worker, **given))  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def with_jobs(self, **changes: object) -> Settings:
+        """Return a copy with job defaults replaced (``--completed-ttl``, ``--failed-ttl``);
+        ``None`` means not given."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        settings = dataclasses.replace(self, jobs=dataclasses.replace(self.jobs, **given))  # type: ignore[arg-type]
         settings.validate()
         return settings
 
@@ -208,7 +229,12 @@ class Settings:
                 f"BANANAS_SCHEDULER_LEADER_TTL must be between 0.5 and 300 seconds, got {s.leader_ttl_s:g} s"
             )
         _check_positive(("SCHEDULER_INTERVAL", s.interval_s), ("CRON_SCHEDULER_INTERVAL", s.cron_interval_s))
-        _check_positive(("JOB_TIMEOUT", self.jobs.timeout_s))
+        j = self.jobs
+        _check_positive(
+            ("JOB_TIMEOUT", j.timeout_s),
+            ("BANANAS_COMPLETED_TTL", j.completed_ttl_s),
+            ("BANANAS_FAILED_TTL", j.failed_ttl_s),
+        )
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         _validate_observability(self)

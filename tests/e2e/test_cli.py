@@ -85,7 +85,7 @@ def test_bad_input_gets_one_line_errors(broker_url: str) -> None:
 
 def test_durations_and_log_levels_as_users_write_them(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/bananas.db"
-    env = {"JOB_TIMEOUT": "5m", "LOG_LEVEL": "warn", "SCHEDULER_INTERVAL": "500ms"}
+    env = {"JOB_TIMEOUT": "5m", "LOG_LEVEL": "warn", "SCHEDULER_INTERVAL": "500ms", "BANANAS_FAILED_TTL": "30d"}
     listed = bananas("queues", "--url", url, env=env)
     assert listed.returncode == 0, listed.stderr
     done = bananas("submit", "x", "--delay", "2m", "--url", url, env=env)
@@ -104,10 +104,11 @@ def test_a_bad_duration_or_level_is_one_line_and_exit_code_2(tmp_path: Path) -> 
         (["queues"], {"JOB_TIMEOUT": "5 minutes"}, f"JOB_TIMEOUT='5 minutes' is not a duration: {ACCEPTED}"),
         (["queues"], {"LOG_LEVEL": "loud"},
          "LOG_LEVEL='loud' is not a log level: use debug, info, warning (or warn), error or critical"),
-        (["worker", *app], {"SCHEDULER_INTERVAL": "forever"},  # read when the app module makes Bananas()
-         f"SCHEDULER_INTERVAL='forever' is not a duration: {ACCEPTED}"),
+        (["worker", *app], {"BANANAS_FAILED_TTL": "forever"},  # read when the app module makes Bananas()
+         f"BANANAS_FAILED_TTL='forever' is not a duration: {ACCEPTED}"),
         (["worker", *app, "--lease", "soon"], {}, f"--lease='soon' is not a duration: {ACCEPTED}"),
-        (["worker", *app, "--lease", "0"], {}, "--lease='0' must be more than 0 seconds"),
+        (["worker", *app, "--failed-ttl", "0"], {}, "--failed-ttl='0' must be more than 0 seconds"),
+        (["scheduler", "--completed-ttl", "1 hour"], {}, f"--completed-ttl='1 hour' is not a duration: {ACCEPTED}"),
     ]  # fmt: skip
     for args, env, message in cases:
         done = bananas(*args, "--url", url, env=env)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import bananas
 from bananas import ConfigurationError
 from bananas.cli.options import DURATION, POSITIVE_DURATION, BadInput, DurationType
+from bananas.cli.worker import child_argv
 from bananas.durations import parse_duration
 from bananas.job import to_seconds
 
@@ -107,6 +108,12 @@ def test_a_bad_duration_flag_is_one_line_and_exit_code_2(param_type: DurationTyp
 def test_zero_is_a_duration_where_zero_is_allowed() -> None:
     done = CliRunner().invoke(_command(DURATION), ["--lease", "0s"])
     assert done.exit_code == 0 and done.output.strip() == "0.0"
+
+
+def test_supervised_children_get_the_duration_and_retention_flags() -> None:
+    argv = child_argv({"app_ref": "m:app", "lease": 45.0, "grace": 0.0, "completed_ttl": 7200.0, "failed_ttl": None})
+    assert argv[-6:] == ["--lease", "45.0", "--grace", "0.0", "--completed-ttl", "7200.0"]
+    assert "--failed-ttl" not in argv  # not given: the child reads BANANAS_FAILED_TTL itself
 
 
 def test_submit_takes_delay_and_timeout_as_duration_strings() -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any, TypeVar
 
 import click
@@ -98,7 +98,36 @@ def url_option(fn: F) -> F:
     )(fn)
 
 
-def build_settings(url: str | None = None, app: Bananas | None = None, **worker: object) -> Settings:
+def ttl_options(fn: F) -> F:
+    """Add ``--completed-ttl`` and ``--failed-ttl`` (retention of finished job records)."""
+    fn = click.option(
+        "--failed-ttl",
+        type=POSITIVE_DURATION,
+        default=None,
+        metavar="DURATION",
+        help="Keep dead-lettered jobs this long [env BANANAS_FAILED_TTL, default 7d].",
+    )(fn)
+    return click.option(
+        "--completed-ttl",
+        type=POSITIVE_DURATION,
+        default=None,
+        metavar="DURATION",
+        help="Keep completed jobs and their results this long [env BANANAS_COMPLETED_TTL, default 1h].",
+    )(fn)
+
+
+def ttl_flags(completed_ttl: float | None, failed_ttl: float | None) -> dict[str, object]:
+    """The ``jobs`` argument of ``build_settings`` for the two flags of ``ttl_options``."""
+    return {"completed_ttl_s": completed_ttl, "failed_ttl_s": failed_ttl}
+
+
+def build_settings(
+    url: str | None = None,
+    app: Bananas | None = None,
+    *,
+    jobs: Mapping[str, object] | None = None,
+    **worker: object,
+) -> Settings:
     """Build the one ``Settings`` object of this process and configure logging from it.
 
     Defaults, then the environment, then the flags. The URL is ``--url`` if given, else
@@ -108,6 +137,8 @@ def build_settings(url: str | None = None, app: Bananas | None = None, **worker:
     Args:
         url: the ``--url`` flag.
         app: the loaded ``--app``, if the command has one.
+        jobs: job-default flags for ``Settings.with_jobs`` (``completed_ttl_s``,
+            ``failed_ttl_s``); ``None`` values mean not given.
         **worker: worker flags for ``Settings.with_worker``; ``None`` means not given.
 
     Raises:
@@ -119,6 +150,8 @@ def build_settings(url: str | None = None, app: Bananas | None = None, **worker:
         settings = dataclasses.replace(settings, url=chosen)
     if worker:
         settings = settings.with_worker(**worker)
+    if jobs:
+        settings = settings.with_jobs(**jobs)
     configure_logging(settings.log_level, settings.log_format, settings.logs)
     return settings
 

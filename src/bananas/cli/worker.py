@@ -17,6 +17,8 @@ from bananas.cli.options import (
     BadInput,
     build_settings,
     load_app,
+    ttl_flags,
+    ttl_options,
     url_option,
 )
 from bananas.cli.scheduler import run_scheduler
@@ -35,6 +37,8 @@ _CHILD_FLAGS = (
     ("--job-types", "job_types"),
     ("--lease", "lease"),
     ("--grace", "grace"),
+    ("--completed-ttl", "completed_ttl"),
+    ("--failed-ttl", "failed_ttl"),
 )
 
 
@@ -108,6 +112,7 @@ def stop_timeout_s(settings: Settings) -> float:
     help="How long an unrenewed lease lasts (30s, 5m, or seconds) [default: 30s].",
 )
 @click.option("--grace", type=DURATION, default=None, metavar="DURATION", help="Shutdown grace period [default: 30s].")
+@ttl_options
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this worker [env ENABLE_SCHEDULER].")
 @click.option(
     "--metrics-port",
@@ -130,6 +135,8 @@ def worker(
     job_types: str | None,
     lease: float | None,
     grace: float | None,
+    completed_ttl: float | None,
+    failed_ttl: float | None,
     no_scheduler: bool,
     metrics_port: int | None,
     url: str | None,
@@ -143,7 +150,8 @@ def worker(
     """
     app = load_app(app_ref)
     settings = build_settings(
-        url, app, concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys), mode=mode,
+        url, app, jobs=ttl_flags(completed_ttl, failed_ttl),
+        concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys), mode=mode,
         lease_s=lease, grace_s=grace, priorities=parse_priorities(priorities) if priorities else None,
         job_types=split_keys(job_types, "--job-types"), enable_scheduler=False if no_scheduler else None,
     )  # fmt: skip

@@ -16,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from bananas.brokers.base import (
+    CANCELLED_TTL_S,
     SCHEDULE_FIELDS,
     TICK_KEY_TTL_S,
     Broker,
@@ -304,7 +305,7 @@ class RedisBroker(Broker):
 
     # --- scheduler duties ------------------------------------------------------
     @_guard("scheduler tick")
-    async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
+    async def tick(self, max_deliveries: int, failed_ttl_s: float, completed_ttl_s: float = 3600.0) -> TickReport:
         now = time.monotonic()
         if self._tick_rks is None or now - self._tick_rks[0] > RK_CACHE_S:
             self._tick_rks = (now, await self._routing_keys())
@@ -313,7 +314,8 @@ class RedisBroker(Broker):
         if not rks:
             return report
         now_ms = ms(time.time())
-        args = [now_ms, TICK_LIMIT, max_deliveries, max(1, ms(failed_ttl_s)), 86_400_000]
+        finished_ttl_ms = ms(max(completed_ttl_s, CANCELLED_TTL_S))  # the finished index holds both
+        args = [now_ms, TICK_LIMIT, max_deliveries, max(1, ms(failed_ttl_s)), finished_ttl_ms]
         calls: list[tuple[list[str], list[Any]]] = []
         for rk in rks:
             p = prefix(rk)
@@ -447,7 +449,7 @@ class RedisBroker(Broker):
             return None
         p = prefix(hit[0])
         status = await self._s["cancel"](
-            [p + "ready", p + "scheduled", p + "finished"], [p, job_id, ms(time.time()), 3600]
+            [p + "ready", p + "scheduled", p + "finished"], [p, job_id, ms(time.time()), int(CANCELLED_TTL_S)]
         )
         return status.decode() if status else None
 

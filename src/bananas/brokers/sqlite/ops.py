@@ -14,7 +14,16 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from bananas.brokers.base import Delivery, JobFilter, Lease, LeaseState, Outcome, QueueStats, TickReport
+from bananas.brokers.base import (
+    CANCELLED_TTL_S,
+    Delivery,
+    JobFilter,
+    Lease,
+    LeaseState,
+    Outcome,
+    QueueStats,
+    TickReport,
+)
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import JOB_COLUMNS, LIVE, job_from_row
@@ -22,8 +31,6 @@ from bananas.job import TERMINAL_STATUSES, Job, JobStatus
 
 #: Most jobs one tick moves per kind (due, recovered, lost, expired records).
 TICK_LIMIT = 5000
-#: How long a cancelled job's record is kept (as the Redis broker does).
-CANCELLED_TTL_S = 3600.0
 #: The scheduler lock's row in ``leader``.
 LEADER = "scheduler"
 
