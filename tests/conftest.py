@@ -47,6 +47,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "OTEL_",
             "BANANAS_METRICS",
             "BANANAS_DASHBOARD",
+            "BANANAS_SCHEDULER_",
+            "BANANAS_COMPLETED_TTL",
+            "BANANAS_FAILED_TTL",
+            "CRON_SCHEDULER_",
         )
         if name in ("BANANAS_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "BANANAS_TRACING") or name.startswith(
             prefixes

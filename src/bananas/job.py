@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from bananas.durations import Duration, parse_duration
 from bananas.errors import ConfigurationError
 
 #: Version of the job wire format (the ``v`` field).
@@ -115,13 +116,32 @@ def _checked(pattern: re.Pattern[str], value: str, what: str, longest: int) -> s
     return value
 
 
-def to_seconds(value: float | timedelta | None) -> float | None:
-    """Convert a ``float | timedelta`` argument to seconds once, at the edge."""
+def to_seconds(value: Duration | None, name: str = "duration") -> float | None:
+    """Convert a ``float | timedelta | str`` argument to seconds once, at the edge.
+
+    Strings are durations as users write them: ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``,
+    ``"500ms"`` or plain seconds (``bananas.durations.parse_duration``).
+
+    Args:
+        value: seconds, a ``timedelta``, a duration string, or None.
+        name: what the value is (``delay``, ``timeout``), for the error message.
+
+    Returns:
+        Seconds, or None for None.
+
+    Raises:
+        ConfigurationError: a string that is not a duration, or a value that is not a number.
+    """
     if value is None:
         return None
     if isinstance(value, timedelta):
         return value.total_seconds()
-    return float(value)
+    if isinstance(value, str):
+        return parse_duration(value, name)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be seconds, a timedelta or a duration ('5m'), not {value!r}") from None
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,20 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bananas.envvars import LOG_LEVELS, EnvReader, parse_log_level
 from bananas.errors import ConfigurationError
 from bananas.job import check_routing_key
+
+__all__ = [
+    "DEFAULT_URL", "LOG_LEVELS", "WORKER_MODES", "DashboardSettings", "JobDefaults", "LogSettings",
+    "ObservabilitySettings", "SchedulerSettings", "Settings", "WorkerSettings", "parse_log_level", "parse_priorities",
+]  # fmt: skip
 
 #: The embedded broker used when neither BANANAS_URL nor REDIS_URL is set.
 DEFAULT_URL = "sqlite:///bananas.db"
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Seconds in a day, for retention defaults.
+DAY_S = 86400.0
 
 WORKER_MODES = ("thin", "default", "specialized", "job-specialized", "scheduler-only")
 
@@ -52,12 +59,20 @@ class SchedulerSettings:
 
 @dataclass(frozen=True)
 class JobDefaults:
-    """Defaults for jobs whose task or submit call does not say otherwise."""
+    """Defaults for jobs whose task or submit call does not say otherwise, and how long
+    finished job records are kept.
+
+    ``timeout_s`` is JOB_TIMEOUT. ``completed_ttl_s`` (BANANAS_COMPLETED_TTL,
+    ``--completed-ttl``) keeps a completed job and its result, 1 hour by default;
+    ``failed_ttl_s`` (BANANAS_FAILED_TTL, ``--failed-ttl``) keeps a dead-lettered job in the
+    dead-letter queue, 7 days by default. Every broker applies both when it stores the
+    outcome, including the scheduler's ``worker_lost`` dead-lettering.
+    """
 
     timeout_s: float = 300.0
     max_retries: int = 3
     completed_ttl_s: float = 3600.0
-    failed_ttl_s: float = 86400.0
+    failed_ttl_s: float = 7 * DAY_S
     max_job_bytes: int = 1024 * 1024
 
 
@@ -135,7 +150,7 @@ class Settings:
         Raises:
             ConfigurationError: a variable has a value that does not parse.
         """
-        env = _Env(environ)
+        env = EnvReader(environ)
         url = env.text("BANANAS_URL") or env.text("REDIS_URL") or DEFAULT_URL
         worker = WorkerSettings(
             concurrency=env.integer("WORKER_CONCURRENCY", WorkerSettings.concurrency),
@@ -146,21 +161,23 @@ class Settings:
             job_types=env.names("WORKER_JOB_TYPES"),
         )
         scheduler = SchedulerSettings(
-            interval_s=env.number("SCHEDULER_INTERVAL", SchedulerSettings.interval_s),
-            leader_ttl_s=env.number("BANANAS_SCHEDULER_LEADER_TTL", SchedulerSettings.leader_ttl_s),
+            interval_s=env.duration("SCHEDULER_INTERVAL", SchedulerSettings.interval_s),
+            leader_ttl_s=env.duration("BANANAS_SCHEDULER_LEADER_TTL", SchedulerSettings.leader_ttl_s),
             cron_enabled=env.flag("CRON_SCHEDULER_ENABLED", True),
-            cron_interval_s=env.number("CRON_SCHEDULER_INTERVAL", SchedulerSettings.cron_interval_s),
+            cron_interval_s=env.duration("CRON_SCHEDULER_INTERVAL", SchedulerSettings.cron_interval_s),
         )
         jobs = JobDefaults(
-            timeout_s=env.number("JOB_TIMEOUT", JobDefaults.timeout_s),
+            timeout_s=env.duration("JOB_TIMEOUT", JobDefaults.timeout_s),
             max_retries=env.integer("MAX_RETRIES", JobDefaults.max_retries),
+            completed_ttl_s=env.duration("BANANAS_COMPLETED_TTL", JobDefaults.completed_ttl_s),
+            failed_ttl_s=env.duration("BANANAS_FAILED_TTL", JobDefaults.failed_ttl_s),
         )
         settings = cls(
             url=url,
             worker=worker,
             scheduler=scheduler,
             jobs=jobs,
-            log_level=(env.text("LOG_LEVEL") or "INFO").upper(),
+            log_level=env.level("LOG_LEVEL", "INFO"),
             log_format=(env.text("LOG_FORMAT") or "text").lower(),
             logs=_log_settings(env),
             observability=_observability_settings(env, environ),
@@ -176,6 +193,14 @@ class Settings:
         """Return a copy with worker fields replaced (CLI flags override the environment)."""
         given = {k: v for k, v in changes.items() if v is not None}
         settings = dataclasses.replace(self, worker=dataclasses.replace(self.worker, **given))  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def with_jobs(self, **changes: object) -> Settings:
+        """Return a copy with job defaults replaced (``--completed-ttl``, ``--failed-ttl``);
+        ``None`` means not given."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        settings = dataclasses.replace(self, jobs=dataclasses.replace(self.jobs, **given))  # type: ignore[arg-type]
         settings.validate()
         return settings
 
@@ -199,27 +224,40 @@ class Settings:
         for key in w.routing_keys:
             check_routing_key(key)
         _check_mode(w)
-        if not 0.5 <= self.scheduler.leader_ttl_s <= 300:
-            raise ConfigurationError("BANANAS_SCHEDULER_LEADER_TTL must be between 0.5 and 300 seconds")
-        if self.scheduler.interval_s <= 0:
-            raise ConfigurationError("SCHEDULER_INTERVAL must be > 0")
-        if self.scheduler.cron_interval_s <= 0:
-            raise ConfigurationError("CRON_SCHEDULER_INTERVAL must be > 0")
+        s = self.scheduler
+        if not 0.5 <= s.leader_ttl_s <= 300:
+            raise ConfigurationError(
+                f"BANANAS_SCHEDULER_LEADER_TTL must be between 0.5 and 300 seconds, got {s.leader_ttl_s:g} s"
+            )
+        _check_positive(("SCHEDULER_INTERVAL", s.interval_s), ("CRON_SCHEDULER_INTERVAL", s.cron_interval_s))
+        j = self.jobs
+        _check_positive(
+            ("JOB_TIMEOUT", j.timeout_s),
+            ("BANANAS_COMPLETED_TTL", j.completed_ttl_s),
+            ("BANANAS_FAILED_TTL", j.failed_ttl_s),
+        )
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         _validate_observability(self)
+
+
+def _check_positive(*durations: tuple[str, float]) -> None:
+    for name, seconds in durations:
+        if not seconds > 0:
+            raise ConfigurationError(f"{name} must be more than 0 seconds, got {seconds:g} s")
 
 
 def _validate_observability(settings: Settings) -> None:
     lg = settings.logs
     levels = (("LOG_LEVEL", settings.log_level), ("LOG_FILE_LEVEL", lg.file_level), ("LOG_ES_LEVEL", lg.es_level))
     for name, level in levels:
-        if level not in LOG_LEVELS:
+        if level not in LOG_LEVELS:  # from_env normalises (parse_log_level); code passes the names
             raise ConfigurationError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     if lg.file_max_size_mb <= 0 or lg.file_max_backups < 0 or lg.file_max_age_days < 0:
         raise ConfigurationError("LOG_FILE_MAX_SIZE_MB must be > 0, LOG_FILE_MAX_BACKUPS and _AGE_DAYS >= 0")
-    if lg.es_flush_bytes < 1024 or lg.es_flush_interval_s <= 0 or lg.es_num_workers < 1:
-        raise ConfigurationError("LOG_ES_FLUSH_BYTES must be >= 1024, _FLUSH_INTERVAL > 0, _NUM_WORKERS >= 1")
+    if lg.es_flush_bytes < 1024 or lg.es_num_workers < 1:
+        raise ConfigurationError("LOG_ES_FLUSH_BYTES must be >= 1024 and LOG_ES_NUM_WORKERS >= 1")
+    _check_positive(("LOG_ES_FLUSH_INTERVAL", lg.es_flush_interval_s))
     port = settings.observability.metrics_port
     if port is not None and not 0 <= port <= 65535:
         raise ConfigurationError(f"BANANAS_METRICS_PORT must be 0..65535, got {port}")
@@ -227,7 +265,7 @@ def _validate_observability(settings: Settings) -> None:
         raise ConfigurationError(f"BANANAS_DASHBOARD_PORT must be 0..65535, got {settings.dashboard.port}")
 
 
-def _log_settings(env: _Env) -> LogSettings:
+def _log_settings(env: EnvReader) -> LogSettings:
     d = LogSettings
     color = env.text("LOG_COLOR")
     return LogSettings(
@@ -238,7 +276,7 @@ def _log_settings(env: _Env) -> LogSettings:
         file_max_backups=env.integer("LOG_FILE_MAX_BACKUPS", d.file_max_backups),
         file_max_age_days=env.number("LOG_FILE_MAX_AGE_DAYS", d.file_max_age_days),
         file_compress=env.flag("LOG_FILE_COMPRESS", True),
-        file_level=(env.text("LOG_FILE_LEVEL") or d.file_level).upper(),
+        file_level=env.level("LOG_FILE_LEVEL", d.file_level),
         es_enabled=env.flag("LOG_ES_ENABLED", False),
         es_addresses=env.names("LOG_ES_ADDRESSES") or d.es_addresses,
         es_username=env.text("LOG_ES_USERNAME"),
@@ -246,14 +284,14 @@ def _log_settings(env: _Env) -> LogSettings:
         es_api_key=env.text("LOG_ES_API_KEY"),
         es_cloud_id=env.text("LOG_ES_CLOUD_ID"),
         es_index_prefix=env.text("LOG_ES_INDEX_PREFIX") or d.es_index_prefix,
-        es_level=(env.text("LOG_ES_LEVEL") or d.es_level).upper(),
+        es_level=env.level("LOG_ES_LEVEL", d.es_level),
         es_flush_bytes=env.integer("LOG_ES_FLUSH_BYTES", d.es_flush_bytes),
         es_flush_interval_s=env.duration("LOG_ES_FLUSH_INTERVAL", d.es_flush_interval_s),
         es_num_workers=env.integer("LOG_ES_NUM_WORKERS", d.es_num_workers),
     )
 
 
-def _observability_settings(env: _Env, environ: Mapping[str, str]) -> ObservabilitySettings:
+def _observability_settings(env: EnvReader, environ: Mapping[str, str]) -> ObservabilitySettings:
     port = env.text("BANANAS_METRICS_PORT")
     otel = any(k.startswith("OTEL_") and v.strip() for k, v in environ.items())
     otel = otel and not env.flag("OTEL_SDK_DISABLED", False)
@@ -316,56 +354,3 @@ def _check_mode(w: WorkerSettings) -> None:
     low, high = MODE_CONCURRENCY.get(mode, (1, 1000))
     if mode != "scheduler-only" and not low <= w.concurrency <= high:
         raise ConfigurationError(f"WORKER_MODE={mode} allows WORKER_CONCURRENCY {low}..{high}, got {w.concurrency}")
-
-
-class _Env:
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def text(self, name: str) -> str | None:
-        value = self._environ.get(name)
-        return value.strip() if value and value.strip() else None
-
-    def integer(self, name: str, default: int) -> int:
-        value = self.text(name)
-        if value is None:
-            return default
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigurationError(f"{name} must be an integer, got {value!r}") from None
-
-    def number(self, name: str, default: float) -> float:
-        value = self.text(name)
-        if value is None:
-            return default
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
-
-    def duration(self, name: str, default: float) -> float:
-        """Seconds, with an optional unit: ``10``, ``10s``, ``500ms``, ``2m``."""
-        value = self.text(name)
-        if value is None:
-            return default
-        for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-            if value.endswith(suffix) and value[: -len(suffix)].replace(".", "", 1).isdigit():
-                return float(value[: -len(suffix)]) * scale
-        return self.number(name, default)
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.text(name)
-        if value is None:
-            return default
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigurationError(f"{name} must be true or false, got {value!r}")
-
-    def names(self, name: str) -> tuple[str, ...]:
-        value = self.text(name)
-        if value is None:
-            return ()
-        return tuple(k.strip() for k in value.split(",") if k.strip())

@@ -129,7 +129,7 @@ class JobBuilder:
 def _timeout(value: float | timedelta | None) -> float | None:
     if value is None:
         return None
-    seconds = to_seconds(value)
+    seconds = to_seconds(value, "timeout")
     if seconds is None or seconds <= 0:
         raise ConfigurationError(f"timeout must be > 0, got {seconds}")
     return seconds
@@ -154,7 +154,7 @@ def run_at(now: float, delay: float | timedelta | None, at: datetime | None) -> 
             raise ConfigurationError("at must be a timezone-aware datetime")
         ts = at.timestamp()
         return ts if ts > now else None
-    seconds = to_seconds(delay)
+    seconds = to_seconds(delay, "delay")
     if seconds is None or seconds == 0:
         return None
     if seconds < 0:

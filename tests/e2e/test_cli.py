@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bananas import JobStatus, wire
 from bananas.brokers import Outcome, from_url
 from bananas.client import Client
@@ -16,8 +18,13 @@ from bananas.client import Client
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def bananas(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BANANAS_URL", "REDIS_URL")}
+ACCEPTED = "use seconds or a number with ms, s, m, h or d (30s, 5m, 2h, 1d)"
+
+
+def bananas(
+    *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if k not in ("BANANAS_URL", "REDIS_URL")}, **(env or {})}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "bananas", *args],
@@ -65,7 +72,7 @@ def test_bad_input_gets_one_line_errors(broker_url: str) -> None:
         (["--payload", "{nope"], "not valid JSON"),
         (["--payload", "[1]"], "must be a JSON object"),
         (["--payload", "{}", "--priority", "urgent"], "unknown priority 'urgent'"),
-        (["--payload", "{}", "--delay", "-1"], "delay must be >= 0"),
+        (["--payload", "{}", "--delay", "-1"], "--delay='-1' must be at least 0 seconds"),
         (["--payload", "{}", "--routing-key", "bad key"], "illegal routing key"),
     ]
     for args, message in cases:
@@ -74,6 +81,38 @@ def test_bad_input_gets_one_line_errors(broker_url: str) -> None:
         assert message in done.stderr and "Traceback" not in done.stderr
     missing = bananas("job", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--url", broker_url)
     assert missing.returncode == 1 and "no job" in missing.stderr
+
+
+def test_durations_and_log_levels_as_users_write_them(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bananas.db"
+    env = {"JOB_TIMEOUT": "5m", "LOG_LEVEL": "warn", "SCHEDULER_INTERVAL": "500ms", "BANANAS_FAILED_TTL": "30d"}
+    listed = bananas("queues", "--url", url, env=env)
+    assert listed.returncode == 0, listed.stderr
+    done = bananas("submit", "x", "--delay", "2m", "--url", url, env=env)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(bananas("job", done.stdout.strip(), "--json", "--url", url).stdout)
+    assert job["timeout"] == 300.0  # JOB_TIMEOUT=5m is the default of a job that does not say
+    assert job["scheduled_for"] - job["created_at"] == pytest.approx(120, abs=5)
+    done = bananas("submit", "x", "--timeout", "1h", "--url", url, env=env)
+    assert json.loads(bananas("job", done.stdout.strip(), "--json", "--url", url).stdout)["timeout"] == 3600.0
+
+
+def test_a_bad_duration_or_level_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bananas.db"
+    app = ("--app", "tests.e2e.app:app")
+    cases = [
+        (["queues"], {"JOB_TIMEOUT": "5 minutes"}, f"JOB_TIMEOUT='5 minutes' is not a duration: {ACCEPTED}"),
+        (["queues"], {"LOG_LEVEL": "loud"},
+         "LOG_LEVEL='loud' is not a log level: use debug, info, warning (or warn), error or critical"),
+        (["worker", *app], {"BANANAS_FAILED_TTL": "forever"},  # read when the app module makes Bananas()
+         f"BANANAS_FAILED_TTL='forever' is not a duration: {ACCEPTED}"),
+        (["worker", *app, "--lease", "soon"], {}, f"--lease='soon' is not a duration: {ACCEPTED}"),
+        (["worker", *app, "--failed-ttl", "0"], {}, "--failed-ttl='0' must be more than 0 seconds"),
+        (["scheduler", "--completed-ttl", "1 hour"], {}, f"--completed-ttl='1 hour' is not a duration: {ACCEPTED}"),
+    ]  # fmt: skip
+    for args, env, message in cases:
+        done = bananas(*args, "--url", url, env=env)
+        assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {message}\n"), (args, env)
 
 
 def test_broker_down_is_a_clean_error() -> None:

@@ -110,6 +110,8 @@ class QueueStats:
 
 #: How long the de-duplication key of a fired cron tick (``schedule_id:tick``) is kept.
 TICK_KEY_TTL_S = 86400.0
+#: How long a cancelled job's record is kept.
+CANCELLED_TTL_S = 3600.0
 
 
 @dataclass(slots=True)
@@ -216,8 +218,13 @@ class Broker(Protocol):
         """Record progress (id, routing_key, 0..1) of running jobs."""
 
     # --- scheduler duties ------------------------------------------------------
-    async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
-        """Move due delayed/retry jobs to ready and recover expired leases."""
+    async def tick(self, max_deliveries: int, failed_ttl_s: float, completed_ttl_s: float = 3600.0) -> TickReport:
+        """Move due delayed/retry jobs to ready and recover expired leases.
+
+        A job whose lease expired ``max_deliveries`` times is dead-lettered as
+        ``worker_lost`` and kept ``failed_ttl_s``; indexes of finished jobs drop entries
+        older than their records' TTLs (``failed_ttl_s``, ``completed_ttl_s``).
+        """
 
     async def wait_for_schedule(self, timeout_s: float) -> None:
         """Block until a new delayed job may need the scheduler, or the timeout."""

@@ -10,7 +10,7 @@ import urllib.request
 import click
 
 from bananas import brokers
-from bananas.cli.options import EXIT_FAILURE, build_settings, url_option
+from bananas.cli.options import EXIT_FAILURE, DurationType, build_settings, url_option
 from bananas.observability.health import broker_ready
 
 
@@ -32,7 +32,9 @@ def probe(url: str, timeout_s: float) -> tuple[int, dict[str, object]]:
 @click.option("--endpoint", default=None, metavar="URL", help="A worker's or dashboard's base URL (http://host:port).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Shortcut for --endpoint http://HOST:PORT.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Host for --port.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--timeout", type=DurationType(0.1), default=5.0, show_default=True, metavar="DURATION", help="Time per request."
+)
 @url_option
 @click.pass_context
 def health(

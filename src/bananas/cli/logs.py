@@ -25,7 +25,7 @@ from bananas.observability.logs import (
     TextFormatter,
     start_queue_logging,
 )
-from bananas.settings import LOG_LEVELS, LogSettings
+from bananas.settings import LOG_LEVELS, LogSettings, parse_log_level
 
 LEVELS = LOG_LEVELS
 
@@ -45,9 +45,7 @@ _state: dict[str, logging.handlers.QueueListener] = {}
 
 
 def _check(level: str, fmt: str) -> str:
-    level = level.upper()
-    if level not in LEVELS:
-        raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(LEVELS)}, got {level!r}")
+    level = parse_log_level(level)
     if fmt not in ("text", "json"):
         raise ConfigurationError(f"LOG_FORMAT must be text or json, got {fmt!r}")
     return level

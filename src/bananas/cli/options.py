@@ -7,13 +7,14 @@ import dataclasses
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any, TypeVar
 
 import click
 
 from bananas.app import Bananas
 from bananas.cli.logs import configure_logging
+from bananas.durations import parse_duration
 from bananas.errors import BananasError, ConfigurationError, PayloadError
 from bananas.settings import Settings
 
@@ -46,6 +47,47 @@ class BadInput(CLIError):
     exit_code = EXIT_USAGE
 
 
+class DurationType(click.types.FloatParamType):  # a float type: no type arguments, on any click 8
+    """A flag that is a duration: ``30s``, ``5m``, ``2h``, ``1d``, ``500ms`` or seconds.
+
+    Converts to float seconds. A bad value is one line naming the flag and exit code 2,
+    like every other bad input: ``error: --lease='soon' is not a duration: use ...``.
+
+    Args:
+        minimum: the least value allowed, in seconds.
+        strict: the minimum itself is not allowed (``--lease 0`` is refused).
+    """
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0, *, strict: bool = False) -> None:
+        self.minimum = minimum
+        self.strict = strict
+
+    def __repr__(self) -> str:
+        return "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        flag = param.opts[0] if param is not None and param.opts else "duration"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)  # a default given in code
+        else:
+            try:
+                seconds = parse_duration(str(value), flag)
+            except ConfigurationError as exc:
+                raise BadInput(str(exc)) from None
+        if seconds < self.minimum or (self.strict and seconds == self.minimum):
+            bound = "more than" if self.strict else "at least"
+            raise BadInput(f"{flag}={value!r} must be {bound} {self.minimum:g} seconds")
+        return seconds
+
+
+#: A duration flag that must be more than 0 (a lease, a TTL, a timeout).
+POSITIVE_DURATION = DurationType(0.0, strict=True)
+#: A duration flag that may be 0 (a grace period, a delay).
+DURATION = DurationType(0.0)
+
+
 def url_option(fn: F) -> F:
     """Add ``--url`` (default: BANANAS_URL, else REDIS_URL, else the embedded SQLite file)."""
     return click.option(
@@ -56,7 +98,36 @@ def url_option(fn: F) -> F:
     )(fn)
 
 
-def build_settings(url: str | None = None, app: Bananas | None = None, **worker: object) -> Settings:
+def ttl_options(fn: F) -> F:
+    """Add ``--completed-ttl`` and ``--failed-ttl`` (retention of finished job records)."""
+    fn = click.option(
+        "--failed-ttl",
+        type=POSITIVE_DURATION,
+        default=None,
+        metavar="DURATION",
+        help="Keep dead-lettered jobs this long [env BANANAS_FAILED_TTL, default 7d].",
+    )(fn)
+    return click.option(
+        "--completed-ttl",
+        type=POSITIVE_DURATION,
+        default=None,
+        metavar="DURATION",
+        help="Keep completed jobs and their results this long [env BANANAS_COMPLETED_TTL, default 1h].",
+    )(fn)
+
+
+def ttl_flags(completed_ttl: float | None, failed_ttl: float | None) -> dict[str, object]:
+    """The ``jobs`` argument of ``build_settings`` for the two flags of ``ttl_options``."""
+    return {"completed_ttl_s": completed_ttl, "failed_ttl_s": failed_ttl}
+
+
+def build_settings(
+    url: str | None = None,
+    app: Bananas | None = None,
+    *,
+    jobs: Mapping[str, object] | None = None,
+    **worker: object,
+) -> Settings:
     """Build the one ``Settings`` object of this process and configure logging from it.
 
     Defaults, then the environment, then the flags. The URL is ``--url`` if given, else
@@ -66,6 +137,8 @@ def build_settings(url: str | None = None, app: Bananas | None = None, **worker:
     Args:
         url: the ``--url`` flag.
         app: the loaded ``--app``, if the command has one.
+        jobs: job-default flags for ``Settings.with_jobs`` (``completed_ttl_s``,
+            ``failed_ttl_s``); ``None`` values mean not given.
         **worker: worker flags for ``Settings.with_worker``; ``None`` means not given.
 
     Raises:
@@ -77,6 +150,8 @@ def build_settings(url: str | None = None, app: Bananas | None = None, **worker:
         settings = dataclasses.replace(settings, url=chosen)
     if worker:
         settings = settings.with_worker(**worker)
+    if jobs:
+        settings = settings.with_jobs(**jobs)
     configure_logging(settings.log_level, settings.log_format, settings.logs)
     return settings
 

@@ -13,7 +13,7 @@ import click
 from bananas import brokers
 from bananas.app import Bananas
 from bananas.cli.observe import tracing
-from bananas.cli.options import build_settings, load_app, safe_url, url_option
+from bananas.cli.options import build_settings, load_app, safe_url, ttl_flags, ttl_options, url_option
 from bananas.job import new_id
 from bananas.scheduler import Scheduler
 from bananas.settings import Settings
@@ -53,15 +53,17 @@ async def run_scheduler(settings: Settings, *, install_signals: bool = True, app
 
 @click.command()
 @click.option("--app", "app_ref", default=None, metavar="MODULE:ATTR", help="The app (its URL and, later, cron jobs).")
+@ttl_options
 @url_option
-def scheduler(app_ref: str | None, url: str | None) -> None:
+def scheduler(app_ref: str | None, completed_ttl: float | None, failed_ttl: float | None, url: str | None) -> None:
     """Run only the scheduler (no job slots).
 
-    It moves due delayed jobs and retries to their queues, recovers expired leases and
-    fires the app's cron schedules. Several may run: one is elected leader.
+    It moves due delayed jobs and retries to their queues, recovers expired leases
+    (dead-lettering as worker_lost, kept --failed-ttl) and fires the app's cron
+    schedules. Several may run: one is elected leader.
     """
     app = load_app(app_ref) if app_ref else None
-    settings = build_settings(url, app)
+    settings = build_settings(url, app, jobs=ttl_flags(completed_ttl, failed_ttl))
     if app is not None:
         app.configure(settings)
     with tracing(settings):

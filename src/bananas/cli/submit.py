@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bananas.cli.observe import tracing
-from bananas.cli.options import BadInput, build_settings, load_app, url_option
+from bananas.cli.options import DURATION, POSITIVE_DURATION, BadInput, build_settings, load_app, url_option
 from bananas.client import Client
 from bananas.observability import default_middleware
 
@@ -33,9 +33,13 @@ def parse_payload(text: str) -> dict[str, Any]:
 @click.option("--payload", default="{}", show_default=True, metavar="JSON", help="The payload, a JSON object.")
 @click.option("--priority", default=None, metavar="P", help="high, normal, low or an int 0..100 [default: the task's].")
 @click.option("--routing-key", default=None, metavar="K", help="Queue to submit to [default: the task's, or default].")
-@click.option("--delay", type=float, default=None, metavar="S", help="Run no earlier than S seconds from now.")
+@click.option(
+    "--delay", type=DURATION, default=None, metavar="DURATION", help="Run no earlier than this from now (10s, 5m, 2h)."
+)
 @click.option("--max-retries", type=int, default=None, metavar="N", help="Retries after the first attempt.")
-@click.option("--timeout", type=float, default=None, metavar="S", help="Seconds one attempt may run.")
+@click.option(
+    "--timeout", type=POSITIVE_DURATION, default=None, metavar="DURATION", help="How long one attempt may run (30s)."
+)
 @click.option("--description", default="", help="Free text shown by `bananas job`.")
 @click.option("--app", "app_ref", default=None, metavar="MODULE:ATTR", help="Check the payload against this app first.")
 @url_option

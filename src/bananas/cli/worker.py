@@ -11,7 +11,16 @@ from typing import Any
 import click
 
 from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
-from bananas.cli.options import BadInput, build_settings, load_app, url_option
+from bananas.cli.options import (
+    DURATION,
+    POSITIVE_DURATION,
+    BadInput,
+    build_settings,
+    load_app,
+    ttl_flags,
+    ttl_options,
+    url_option,
+)
 from bananas.cli.scheduler import run_scheduler
 from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
@@ -28,6 +37,8 @@ _CHILD_FLAGS = (
     ("--job-types", "job_types"),
     ("--lease", "lease"),
     ("--grace", "grace"),
+    ("--completed-ttl", "completed_ttl"),
+    ("--failed-ttl", "failed_ttl"),
 )
 
 
@@ -95,14 +106,13 @@ def stop_timeout_s(settings: Settings) -> float:
 @click.option("--job-types", default=None, metavar="A,B", help="job-specialized: task names [env WORKER_JOB_TYPES].")
 @click.option(
     "--lease",
-    type=click.FloatRange(min=0, min_open=True),
+    type=POSITIVE_DURATION,
     default=None,
-    metavar="S",
-    help="Seconds an unrenewed lease lasts.",
+    metavar="DURATION",
+    help="How long an unrenewed lease lasts (30s, 5m, or seconds) [default: 30s].",
 )
-@click.option(
-    "--grace", type=click.FloatRange(min=0), default=None, metavar="S", help="Shutdown grace period in seconds."
-)
+@click.option("--grace", type=DURATION, default=None, metavar="DURATION", help="Shutdown grace period [default: 30s].")
+@ttl_options
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this worker [env ENABLE_SCHEDULER].")
 @click.option(
     "--metrics-port",
@@ -125,6 +135,8 @@ def worker(
     job_types: str | None,
     lease: float | None,
     grace: float | None,
+    completed_ttl: float | None,
+    failed_ttl: float | None,
     no_scheduler: bool,
     metrics_port: int | None,
     url: str | None,
@@ -138,8 +150,9 @@ def worker(
     """
     app = load_app(app_ref)
     settings = build_settings(
-        url, app, concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys),
-        mode=mode, lease_s=lease, grace_s=grace, priorities=parse_priorities(priorities) if priorities else None,
+        url, app, jobs=ttl_flags(completed_ttl, failed_ttl),
+        concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys), mode=mode,
+        lease_s=lease, grace_s=grace, priorities=parse_priorities(priorities) if priorities else None,
         job_types=split_keys(job_types, "--job-types"), enable_scheduler=False if no_scheduler else None,
     )  # fmt: skip
     settings = with_metrics_port(settings, metrics_port)

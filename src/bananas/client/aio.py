@@ -165,7 +165,7 @@ class AsyncClient:
             JobNotFound: no such job.
             ResultTimeout: still not finished after ``timeout``.
         """
-        timeout_s = to_seconds(timeout) or 0.0
+        timeout_s = to_seconds(timeout, "timeout") or 0.0
         job = await self.broker.wait_job(job_id, timeout_s)
         if job is None:
             raise JobNotFound(f"no job {job_id!r} (unknown, or its record expired)")

@@ -78,7 +78,8 @@ class Scheduler:
             return
         renew_by = time.time() + cycle
         while not self._stopping and time.time() < renew_by:
-            report = await self.broker.tick(self.settings.worker.max_deliveries, self.settings.jobs.failed_ttl_s)
+            j = self.settings.jobs
+            report = await self.broker.tick(self.settings.worker.max_deliveries, j.failed_ttl_s, j.completed_ttl_s)
             self.ticks += 1
             level = logging.INFO if report.moved or report.recovered or report.lost else logging.DEBUG
             if logger.isEnabledFor(level):  # every tick at DEBUG, those that changed something at INFO

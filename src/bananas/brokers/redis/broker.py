@@ -11,6 +11,7 @@ from typing import Any, cast
 from redis import exceptions as rexc
 
 from bananas.brokers.base import (
+    CANCELLED_TTL_S,
     Broker,
     Delivery,
     JobFilter,
@@ -221,7 +222,7 @@ class RedisBroker(RedisInspection, RedisSchedules, Broker):
 
     # --- scheduler duties ------------------------------------------------------
     @guard("scheduler tick")
-    async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
+    async def tick(self, max_deliveries: int, failed_ttl_s: float, completed_ttl_s: float = 3600.0) -> TickReport:
         now = time.monotonic()
         if self._tick_rks is None or now - self._tick_rks[0] > RK_CACHE_S:
             self._tick_rks = (now, await self._routing_keys())
@@ -230,7 +231,8 @@ class RedisBroker(RedisInspection, RedisSchedules, Broker):
         if not rks:
             return report
         now_ms = ms(time.time())
-        args = [now_ms, TICK_LIMIT, max_deliveries, max(1, ms(failed_ttl_s)), 86_400_000]
+        finished_ttl_ms = ms(max(completed_ttl_s, CANCELLED_TTL_S))  # the finished index holds both
+        args = [now_ms, TICK_LIMIT, max_deliveries, max(1, ms(failed_ttl_s)), finished_ttl_ms]
         calls: list[tuple[list[str], list[Any]]] = []
         for rk in rks:
             p = prefix(rk)

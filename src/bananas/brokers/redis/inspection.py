@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
-from bananas.brokers.base import QueueStats
+from bananas.brokers.base import CANCELLED_TTL_S, QueueStats
 from bananas.brokers.redis import layout
 from bananas.brokers.redis.guard import guard
 from bananas.brokers.redis.layout import ms, prefix
@@ -62,7 +62,7 @@ class RedisInspection(RedisStore):
             return None
         p = prefix(hit[0])
         status = await self._s["cancel"](
-            [p + "ready", p + "scheduled", p + "finished"], [p, job_id, ms(time.time()), 3600]
+            [p + "ready", p + "scheduled", p + "finished"], [p, job_id, ms(time.time()), int(CANCELLED_TTL_S)]
         )
         return status.decode() if status else None
 

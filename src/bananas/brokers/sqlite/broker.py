@@ -173,7 +173,8 @@ class SQLiteBroker(Broker):
             await self._run("set progress", functools.partial(ops.set_progress, items=list(items)))
 
     # --- scheduler duties ------------------------------------------------------
-    async def tick(self, max_deliveries: int, failed_ttl_s: float) -> TickReport:
+    async def tick(self, max_deliveries: int, failed_ttl_s: float, completed_ttl_s: float = 3600.0) -> TickReport:
+        # Records carry their own expiry (expires_at, set from the TTLs at the outcome).
         fn = functools.partial(ops.tick, max_deliveries=max_deliveries, failed_ttl_s=failed_ttl_s)
         report, self._tick_due = await self._run("scheduler tick", fn)
         self._tick_seen = True

@@ -7,14 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from bananas.brokers.base import QueueStats
+from bananas.brokers.base import CANCELLED_TTL_S, QueueStats
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import job_topic, work_topic
 from bananas.brokers.sqlite.schema import JOB_COLUMNS, LIVE, ids_json, job_from_row
 from bananas.job import TERMINAL_STATUSES, Job, JobStatus
-
-#: How long a cancelled job's record is kept (as the Redis broker does).
-CANCELLED_TTL_S = 3600.0
 
 
 def job_state(s: Session, job_id: str) -> str:

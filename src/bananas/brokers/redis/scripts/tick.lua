@@ -2,7 +2,8 @@
 -- -> ready, or dead as worker_lost after max_deliveries deliveries without an outcome;
 -- expired entries of the dead/finished indexes are dropped.
 -- KEYS: 1 ready, 2 scheduled, 3 leases, 4 dead, 5 signal, 6 finished
--- ARGV: 1 prefix, 2 now (ms), 3 limit, 4 max deliveries, 5 failed ttl (ms), 6 completed ttl (ms)
+-- ARGV: 1 prefix, 2 now (ms), 3 limit, 4 max deliveries, 5 failed ttl (ms),
+--   6 how long the finished index keeps an entry (ms): the longer of the completed and cancelled TTLs
 -- Returns {moved, recovered, lost, next due (ms) or -1}
 local prefix, now, limit = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local moved, recovered, lost = 0, 0, 0
