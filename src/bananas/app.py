@@ -8,11 +8,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from bananas.client import AsyncClient, Client
 from bananas.context import Context
+from bananas.durations import Duration
 from bananas.errors import ConfigurationError
 from bananas.job import RetryPolicy
 from bananas.middleware import Middleware
@@ -121,7 +121,7 @@ class Bananas:
         priority: str | int | None = None,
         routing_key: str = "default",
         max_retries: int | None = None,
-        timeout: float | timedelta | None = None,
+        timeout: Duration | None = None,
         retry: RetryPolicy | None = None,
     ) -> TaskDecorator: ...
 
@@ -134,7 +134,7 @@ class Bananas:
         priority: str | int | None = None,
         routing_key: str = "default",
         max_retries: int | None = None,
-        timeout: float | timedelta | None = None,
+        timeout: Duration | None = None,
         retry: RetryPolicy | None = None,
     ) -> Task[Any, Any] | TaskDecorator:
         """Register a handler (async or sync) as a task. Usable bare or with options.

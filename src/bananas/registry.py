@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any, Protocol
 
+from bananas.durations import Duration
 from bananas.errors import ConfigurationError
 from bananas.job import RetryPolicy, check_job_name, check_routing_key, parse_priority, to_seconds
 from bananas.middleware import Middleware, WorkerView
@@ -45,7 +45,7 @@ class TaskDefinition:
         priority: str | int | None = None,
         routing_key: str = "default",
         max_retries: int | None = None,
-        timeout: float | timedelta | None = None,
+        timeout: Duration | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.fn = fn

@@ -12,10 +12,11 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bananas import wire
+from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import Job, JobStatus, Priority, check_job_name, check_routing_key, new_id, parse_priority, to_seconds
 from bananas.middleware import MiddlewareChain
@@ -35,11 +36,11 @@ class JobSpec:
     payload: Mapping[str, Any] = field(default_factory=dict)
     priority: str | int | Priority | None = None
     routing_key: str | None = None
-    delay: float | timedelta | None = None
+    delay: Duration | None = None
     at: datetime | None = None
     description: str = ""
     max_retries: int | None = None
-    timeout: float | timedelta | None = None
+    timeout: Duration | None = None
     headers: Mapping[str, str] | None = None
 
 
@@ -126,7 +127,7 @@ class JobBuilder:
                 )  # fmt: skip
 
 
-def _timeout(value: float | timedelta | None) -> float | None:
+def _timeout(value: Duration | None) -> float | None:
     if value is None:
         return None
     seconds = to_seconds(value, "timeout")
@@ -141,7 +142,7 @@ def _max_retries(value: int | None) -> int | None:
     return value
 
 
-def run_at(now: float, delay: float | timedelta | None, at: datetime | None) -> float | None:
+def run_at(now: float, delay: Duration | None, at: datetime | None) -> float | None:
     """The unix time a job given ``delay`` or ``at`` becomes due (None: now).
 
     Raises:

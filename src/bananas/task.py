@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, Unpack, cast
 
 from bananas.client import Client, SubmitOptions, WaitedJobOptions
+from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import RetryPolicy
 from bananas.registry import TaskDefinition
@@ -46,7 +46,7 @@ class Task(TaskDefinition, Generic[P, R]):
         priority: str | int | None = None,
         routing_key: str = "default",
         max_retries: int | None = None,
-        timeout: float | timedelta | None = None,
+        timeout: Duration | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
@@ -91,7 +91,7 @@ class Task(TaskDefinition, Generic[P, R]):
         """
         return self.app.client.submit(self.name, self.payload(args, kwargs))
 
-    def submit_and_wait(self, *, timeout: float | timedelta = 30.0, **payload: Any) -> R:
+    def submit_and_wait(self, *, timeout: Duration = 30.0, **payload: Any) -> R:
         """Submit, then block until the job finishes and return its result.
 
         ``timeout`` is how long to wait. For arguments checked by mypy use
@@ -104,7 +104,7 @@ class Task(TaskDefinition, Generic[P, R]):
         result: R = self.app.client.submit_and_wait(self.name, payload, timeout=timeout)
         return result
 
-    def options(self, *, wait_timeout: float | timedelta = 30.0, **options: Unpack[SubmitOptions]) -> TaskCall[P, R]:
+    def options(self, *, wait_timeout: Duration = 30.0, **options: Unpack[SubmitOptions]) -> TaskCall[P, R]:
         """A view of this task whose submits carry ``options`` (those of ``Client.submit``).
 
         ``wait_timeout`` is how long its ``submit_and_wait`` waits.
@@ -115,7 +115,7 @@ class Task(TaskDefinition, Generic[P, R]):
 class TaskCall(Generic[P, R]):
     """``task.options(...)``: the task's typed ``submit`` and ``submit_and_wait`` with options."""
 
-    def __init__(self, task: Task[P, R], options: SubmitOptions, wait_timeout: float | timedelta) -> None:
+    def __init__(self, task: Task[P, R], options: SubmitOptions, wait_timeout: Duration) -> None:
         self.task = task
         self.submit_options = options
         self.wait_timeout = wait_timeout

@@ -119,11 +119,11 @@ def test_supervised_children_get_the_duration_and_retention_flags() -> None:
 def test_submit_takes_delay_and_timeout_as_duration_strings() -> None:
     client = bananas.AsyncClient("redis://127.0.0.1:1/0")  # build() makes the job; nothing is sent
     before = time.time()
-    job, _ = client.build(bananas.JobSpec("x", {}, delay="2m", timeout="30s"))  # type: ignore[arg-type]
+    job, _ = client.build(bananas.JobSpec("x", {}, delay="2m", timeout="30s"))
     assert job.timeout == 30.0
     assert job.scheduled_for is not None and before + 120 <= job.scheduled_for <= time.time() + 120
     with pytest.raises(ConfigurationError) as caught:
-        client.build(bananas.JobSpec("x", {}, delay="in a bit"))  # type: ignore[arg-type]
+        client.build(bananas.JobSpec("x", {}, delay="in a bit"))
     assert str(caught.value) == f"delay='in a bit' is not a duration: {ACCEPTED}"
     with pytest.raises(ConfigurationError, match=r"^timeout='forever' is not a duration"):
-        client.build(bananas.JobSpec("x", {}, timeout="forever"))  # type: ignore[arg-type]
+        client.build(bananas.JobSpec("x", {}, timeout="forever"))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
 from bananas import brokers
 from bananas.brokers.base import Broker, QueueStats
 from bananas.coalescer import SubmitCoalescer
+from bananas.durations import Duration
 from bananas.errors import ConfigurationError, JobFailed, JobNotFound, ResultTimeout
 from bananas.job import Job, JobStatus, Priority, to_seconds
 from bananas.middleware import Middleware, MiddlewareChain
@@ -25,7 +26,7 @@ class WaitedJobOptions(TypedDict, total=False):
 
     priority: str | int | Priority | None
     routing_key: str | None
-    delay: float | timedelta | None
+    delay: Duration | None
     at: datetime | None
     description: str
     max_retries: int | None
@@ -35,9 +36,9 @@ class WaitedJobOptions(TypedDict, total=False):
 class SubmitOptions(WaitedJobOptions, total=False):
     """Keyword options of ``submit``; each is described there."""
 
-    timeout: float | timedelta | None
+    timeout: Duration | None
     unique_key: str | None
-    unique_ttl: float | timedelta | None
+    unique_ttl: Duration | None
 
 
 def job_spec(name: str, payload: Mapping[str, Any] | None, options: SubmitOptions | WaitedJobOptions) -> JobSpec:
@@ -158,7 +159,7 @@ class AsyncClient:
         """The job with its current status and result, or None if unknown/expired."""
         return await self.broker.get_job(job_id)
 
-    async def wait(self, job_id: str, timeout: float | timedelta = 30.0) -> Job:
+    async def wait(self, job_id: str, timeout: Duration = 30.0) -> Job:
         """Block until the job is completed, failed or cancelled (no polling).
 
         Raises:
@@ -178,7 +179,7 @@ class AsyncClient:
         name: str,
         payload: Mapping[str, Any] | None = None,
         *,
-        timeout: float | timedelta = 30.0,
+        timeout: Duration = 30.0,
         **options: Unpack[WaitedJobOptions],
     ) -> Any:
         """Submit, wait for the outcome and return the handler's return value.

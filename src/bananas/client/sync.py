@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from bananas.brokers.base import Broker, QueueStats
 from bananas.client.aio import AsyncClient, SubmitOptions, WaitedJobOptions, default_settings, job_spec
+from bananas.durations import Duration
 from bananas.job import Job
 from bananas.middleware import Middleware
 from bananas.observability.snapshot import MetricsSnapshot
@@ -141,7 +141,7 @@ class Client:
         """See ``AsyncClient.get_job``."""
         return self._run(AsyncClient.get_job, job_id)
 
-    def wait(self, job_id: str, timeout: float | timedelta = 30.0) -> Job:
+    def wait(self, job_id: str, timeout: Duration = 30.0) -> Job:
         """See ``AsyncClient.wait``."""
         return self._run(AsyncClient.wait, job_id, timeout)
 
@@ -150,7 +150,7 @@ class Client:
         name: str,
         payload: Mapping[str, Any] | None = None,
         *,
-        timeout: float | timedelta = 30.0,
+        timeout: Duration = 30.0,
         **options: Unpack[WaitedJobOptions],
     ) -> Any:
         """See ``AsyncClient.submit_and_wait``."""
