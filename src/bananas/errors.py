@@ -35,7 +35,14 @@ class PermanentError(BananasError):
 
 
 class PayloadError(BananasError):
-    """A payload is not a JSON object or does not fit the handler's type hints."""
+    """A payload is not a JSON object or does not fit the handler's type hints.
+
+    ``field`` names the offending field (dotted for nested ones) when one is to blame.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PayloadTooLarge(PayloadError):

@@ -168,8 +168,10 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     routing_key: str = "default"
     status: JobStatus = JobStatus.PENDING
     attempts: int = 0
-    max_retries: int = 3
-    timeout: float = 300.0
+    #: retries after the first attempt; None: the running worker's MAX_RETRIES.
+    max_retries: int | None = None
+    #: seconds one attempt may run; None: the running worker's JOB_TIMEOUT.
+    timeout: float | None = None
     created_at: float = 0.0
     scheduled_for: float | None = None
     description: str = ""

@@ -56,9 +56,18 @@ class PayloadSpec:
         try:
             value = msgspec.convert(payload, self.struct, strict=True)
         except msgspec.ValidationError as exc:
-            raise PayloadError(f"payload does not fit the handler: {exc}") from None
+            raise PayloadError(f"payload does not fit the handler: {exc}", field=_field(str(exc))) from None
         kwargs = msgspec.structs.asdict(value)
         if self.open_kwargs:
             extra = {k: v for k, v in payload.items() if k not in kwargs}
             kwargs.update(extra)
         return kwargs
+
+
+def _field(message: str) -> str | None:
+    """The field a msgspec validation message names (``... - at `$.to.city```), dotted."""
+    _, sep, where = message.rpartition(" - at `$")
+    if not sep:
+        named = message.partition(" field `")[2]  # "missing required field `x`", "unknown field `x`"
+        return named.rstrip("`") or None
+    return where.rstrip("`").lstrip(".").replace("[", ".").replace("]", "") or None

@@ -1,21 +1,25 @@
 """Building jobs: validate a submit, apply the defaults, encode it. No I/O.
 
 Every path that creates jobs goes through ``JobBuilder``: ``Client``/``AsyncClient``
-submits, cron ticks fired by the scheduler, and (next) workflow nodes. Defaults come,
-in this order, from the submit's own options, the task declared in this process, and
-the settings.
+submits, cron ticks fired by the scheduler, and (next) workflow nodes.
+
+Precedence of a job's options: the submit's own > the task declared in this process
+(``@app.task``) > the task catalogue (what workers published) > the running worker's
+settings (``JOB_TIMEOUT``, ``MAX_RETRIES``: a job that carries no timeout or retries of
+its own gets them there) > the built-in defaults (routing key ``default``, priority 50).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bananas import wire
+from bananas.catalogue import Catalogue, TaskInfo
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import Job, JobStatus, Priority, check_job_name, check_routing_key, new_id, parse_priority, to_seconds
@@ -48,9 +52,10 @@ class JobBuilder:
     """Turns ``JobSpec``s into encoded jobs.
 
     Args:
-        settings: job defaults and the size limit.
+        settings: the size limit.
         tasks: the tasks this process declared (their payloads are checked here).
         middleware: ``before_submit``/``after_submit`` hooks.
+        catalogue: the published tasks, for names this process does not declare.
     """
 
     def __init__(
@@ -58,10 +63,12 @@ class JobBuilder:
         settings: Settings,
         tasks: Mapping[str, TaskDefinition] | None = None,
         middleware: MiddlewareChain | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.settings = settings
         self.tasks: Mapping[str, TaskDefinition] = tasks if tasks is not None else {}
         self.middleware = middleware
+        self.catalogue = catalogue if catalogue is not None else Catalogue()
         # Names and routing keys already found legal (the regex costs more than the lookup).
         self._valid_names = _BoundedSet()
         self._valid_routing_keys = _BoundedSet()
@@ -80,15 +87,17 @@ class JobBuilder:
         if type(payload) is not dict and not isinstance(payload, Mapping):
             raise PayloadError(f"payload must be a JSON object (a dict), got {type(payload).__name__}")
         payload = dict(payload)
-        task = self.tasks.get(name)
-        if task is not None:
-            task.spec.check(payload)
+        local = self.tasks.get(name)
+        task: TaskDefinition | TaskInfo | None = local
+        if local is not None:
+            local.spec.check(payload)
+        elif (task := self.catalogue.get(name)) is not None:
+            self.catalogue.check(task, payload)
         now = time.time()
         scheduled_for = None if spec.delay is None and spec.at is None else run_at(now, spec.delay, spec.at)
         routing_key = spec.routing_key or (task.routing_key if task else "default")
         if type(routing_key) is not str or routing_key not in self._valid_routing_keys:
             self._valid_routing_keys.add(check_routing_key(routing_key))
-        jobs = self.settings.jobs
         timeout_s = _timeout(spec.timeout)
         max_retries = _max_retries(spec.max_retries)
         if task is not None:
@@ -102,8 +111,8 @@ class JobBuilder:
             priority=_NORMAL if priority is None else parse_priority(priority),
             routing_key=routing_key,
             status=JobStatus.SCHEDULED if scheduled_for else JobStatus.PENDING,
-            max_retries=jobs.max_retries if max_retries is None else max_retries,
-            timeout=jobs.timeout_s if timeout_s is None else timeout_s,
+            max_retries=max_retries,
+            timeout=timeout_s,
             created_at=now,
             scheduled_for=scheduled_for,
             description=spec.description,
@@ -111,7 +120,12 @@ class JobBuilder:
         )
         if self.middleware is not None:
             self.middleware.before_submit(job)
-        return job, wire.encode_job(job, jobs.max_job_bytes)
+        return job, wire.encode_job(job, self.settings.jobs.max_job_bytes)
+
+    def needs_catalogue(self, names: Iterable[str]) -> bool:
+        """Whether any of these tasks is not declared in this process (so the catalogue,
+        not the local task, gives its defaults)."""
+        return any(name not in self.tasks for name in names)
 
     def submitted(self, built: Sequence[tuple[Job, bytes]]) -> None:
         """After the broker stored ``built``: middleware, and a DEBUG line per job."""

@@ -57,3 +57,9 @@ async def block_loop(seconds: float) -> int:
     """Blocks the worker's event loop (a badly written handler) for longer than a lease."""
     time.sleep(seconds)  # blocking on purpose
     return os.getpid()
+
+
+@app.task(routing_key="email", priority="high", max_retries=5, timeout=30)
+async def send_email(to: str, subject: str) -> dict[str, str]:
+    """Send an email (pretend)."""
+    return {"to": to, "subject": subject}

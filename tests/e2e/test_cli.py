@@ -91,7 +91,7 @@ def test_durations_and_log_levels_as_users_write_them(tmp_path: Path) -> None:
     done = bananas("submit", "x", "--delay", "2m", "--url", url, env=env)
     assert done.returncode == 0, done.stderr
     job = json.loads(bananas("job", done.stdout.strip(), "--json", "--url", url).stdout)
-    assert job["timeout"] == 300.0  # JOB_TIMEOUT=5m is the default of a job that does not say
+    assert job["timeout"] is None  # no timeout of its own: the running worker's JOB_TIMEOUT applies, not ours
     assert job["scheduled_for"] - job["created_at"] == pytest.approx(120, abs=5)
     done = bananas("submit", "x", "--timeout", "1h", "--url", url, env=env)
     assert json.loads(bananas("job", done.stdout.strip(), "--json", "--url", url).stdout)["timeout"] == 3600.0

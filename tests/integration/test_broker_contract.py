@@ -175,6 +175,22 @@ async def test_retry_all_dead(broker: Broker) -> None:
     assert len(await broker.dequeue(["default"], 5, 30, "w")) == 2
 
 
+async def test_a_retried_dead_letter_starts_clean(broker: Broker) -> None:
+    """No cancel request and no outcome notification of the earlier life carry over."""
+    job = make_job()
+    await broker.enqueue([job], watch=True)
+    [d] = await broker.dequeue(["default"], 1, 30, "w")
+    assert await broker.cancel(d.id) == "processing"  # cancel asked while it runs, then it fails
+    await broker.ack([Outcome(d.id, "default", d.token, "failed", 1, error="x", reason="permanent_error")], TTL)
+    assert await broker.retry_dead([d.id]) == 1  # nobody waited for the failure
+    [again] = await broker.dequeue(["default"], 1, 30, "w")
+    assert await broker.renew([Lease(again.id, "default", again.token)], 30) == ["ok"]
+    started = time.monotonic()
+    waited = await broker.wait_job(again.id, 0.3)
+    assert waited is not None and waited.status is JobStatus.PROCESSING
+    assert time.monotonic() - started >= 0.29  # the old failure's notification did not end this wait
+
+
 async def test_expired_lease_returns_job_then_dead_letters_after_max_deliveries(broker: Broker) -> None:
     job = make_job()
     await broker.enqueue([job])
@@ -376,3 +392,26 @@ async def test_job_type_index_follows_requeue_cancel_and_retry(broker: Broker) -
     [third] = await broker.dequeue(["default"], 5, 30, "w", only)
     assert third.id == b[0].id
     assert await broker.dequeue(["default"], 5, 30, "w") == []
+
+
+async def test_task_catalogue_keeps_definitions_and_who_serves_them(broker: Broker) -> None:
+    assert await broker.task_catalogue(90) == []
+    await broker.publish_tasks("w1", {"send": b'{"name":"send"}', "resize": b'{"name":"resize"}'}, 90)
+    await broker.publish_tasks("w2", {"send": b'{"name":"send","summary":"v2"}'}, 90)
+    found = {r.name: r for r in await broker.task_catalogue(90)}
+    assert sorted(found) == ["resize", "send"]
+    assert found["send"].definition == b'{"name":"send","summary":"v2"}'  # the latest publish wins
+    assert set(found["send"].workers) == {"w1", "w2"} and set(found["resize"].workers) == {"w1"}
+    assert all(abs(seen - time.time()) < 5 for seen in found["send"].workers.values())
+    await broker.unpublish_tasks("w1", ["send", "resize"])
+    found = {r.name: r for r in await broker.task_catalogue(90)}
+    assert set(found["send"].workers) == {"w2"} and found["resize"].workers == {}  # definitions stay
+
+
+async def test_task_catalogue_forgets_workers_not_seen_lately(broker: Broker) -> None:
+    await broker.publish_tasks("old", {"t": b"{}"}, 90)
+    await asyncio.sleep(0.03)  # lets "old" age (time passing, not synchronisation)
+    assert (await broker.task_catalogue(0.01))[0].workers == {}  # outside the window read
+    assert set((await broker.task_catalogue(90))[0].workers) == {"old"}  # still stored
+    await broker.publish_tasks("new", {"t": b"{}"}, 0.01)  # prunes what is older than the window
+    assert set((await broker.task_catalogue(90))[0].workers) == {"new"}

@@ -310,7 +310,7 @@ async def test_the_doc_and_the_python_client_and_worker_agree(redis_server: Serv
     )  # fmt: skip
     assert (job["attempts"], job["v"], job["description"]) == (0, 1, "d")
     assert job["headers"] == {"traceparent": "00-ab-cd-01"}
-    assert isinstance(job["max_retries"], int) and isinstance(job["timeout"], float)
+    assert job["max_retries"] is None and job["timeout"] is None  # the worker's (task's, else its settings')
     assert isinstance(job["created_at"], float) and abs(job["created_at"] - before / 1000) < 5
     assert job["scheduled_for"] is None and job["error"] is None and job["result"] is None
     assert await c.ack("wire", [(got_id, token, 1, "5")]) == [1]

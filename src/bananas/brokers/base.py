@@ -8,7 +8,7 @@ which every backend must pass unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -140,6 +140,20 @@ class Fire:
     next_run: float | None  # stored as the schedule's next_run when the fire happens
 
 
+@dataclass(slots=True)
+class CatalogueRecord:
+    """One task of the catalogue as stored: its definition (JSON, see ``bananas.catalogue``)
+    and the workers that published it, with when each did last (unix s)."""
+
+    name: str
+    definition: bytes
+    workers: dict[str, float] = field(default_factory=dict)
+
+
+#: A published definition nobody re-published for this long is forgotten.
+CATALOGUE_TTL_S = 7 * 86400.0
+
+
 #: Fields ``Broker.update_schedule`` may set.
 SCHEDULE_FIELDS = ("enabled", "next_run", "last_success", "last_error", "definition")
 
@@ -251,6 +265,18 @@ class Broker(Protocol):
 
     async def delete_schedule(self, schedule_id: str) -> None:
         """Forget a schedule's state."""
+
+    # --- task catalogue ---------------------------------------------------------
+    async def publish_tasks(self, worker_id: str, definitions: Mapping[str, bytes], stale_after_s: float) -> None:
+        """Store the definitions (task name -> JSON) a worker serves and that it was seen
+        now; drop the worker entries of those tasks not seen for ``stale_after_s``. A
+        definition not published again within ``CATALOGUE_TTL_S`` is forgotten."""
+
+    async def unpublish_tasks(self, worker_id: str, names: Sequence[str]) -> None:
+        """A worker stopped: it no longer serves these tasks (the definitions stay)."""
+
+    async def task_catalogue(self, stale_after_s: float) -> list[CatalogueRecord]:
+        """Every published task, by name, with the workers seen within ``stale_after_s``."""
 
     # --- inspecting ------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job | None:

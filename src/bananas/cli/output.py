@@ -80,8 +80,8 @@ def job_fields(job: Job) -> list[tuple[str, str]]:
         ("status", job.status.value + (f" ({job.reason})" if job.reason else "")),
         ("priority", f"{job.priority} ({fmt_priority(job.priority)})"),
         ("routing key", job.routing_key),
-        ("attempts", f"{job.attempts} of {job.max_retries + 1} (deliveries {job.deliveries})"),
-        ("timeout", f"{job.timeout:g} s"),
+        ("attempts", f"{job.attempts} of {_allowed(job)} (deliveries {job.deliveries})"),
+        ("timeout", "the worker's JOB_TIMEOUT" if job.timeout is None else f"{job.timeout:g} s"),
         ("created", fmt_time(job.created_at, ms=True)),
         ("scheduled for", fmt_time(job.scheduled_for, ms=True) if job.scheduled_for else ""),
         ("started", fmt_time(job.started_at, ms=True) if job.started_at else ""),
@@ -108,3 +108,8 @@ def echo_job(job: Job) -> None:
         click.echo("traceback:")
         for line in job.traceback.rstrip().splitlines():
             click.echo(f"  {line}")
+
+
+def _allowed(job: Job) -> str:
+    """Attempts a job may make: its retries + 1, or the worker's setting."""
+    return "1 + the worker's MAX_RETRIES" if job.max_retries is None else str(job.max_retries + 1)

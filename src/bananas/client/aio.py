@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from bananas import brokers
+from bananas import brokers, catalogue
 from bananas.brokers.base import Broker, QueueStats
+from bananas.catalogue import WORKER_TTL_S, Catalogue, TaskInfo
 from bananas.coalescer import SubmitCoalescer
 from bananas.durations import Duration
-from bananas.errors import ConfigurationError, JobFailed, JobNotFound, ResultTimeout
+from bananas.errors import BananasError, ConfigurationError, JobFailed, JobNotFound, ResultTimeout
 from bananas.job import Job, JobStatus, Priority, to_seconds
 from bananas.middleware import Middleware, MiddlewareChain
 from bananas.observability.snapshot import MetricsSnapshot, collect_snapshot
 from bananas.registry import HasRegistry, Registry
 from bananas.settings import Settings
 from bananas.submission import JobBuilder, JobSpec
+
+logger = logging.getLogger(__name__)
 
 
 class WaitedJobOptions(TypedDict, total=False):
@@ -94,7 +99,10 @@ class AsyncClient:
         self.registry = registry
         chosen = middleware if middleware is not None else registry.middleware if registry else ()
         self.middleware = MiddlewareChain.of(chosen)
-        self.builder = JobBuilder(self.settings, registry.tasks if registry else None, self.middleware)
+        #: this client's copy of the task catalogue (``tasks()`` and submits refresh it).
+        self.catalogue = Catalogue()
+        self._refreshing: asyncio.Task[list[TaskInfo]] | None = None
+        self.builder = JobBuilder(self.settings, registry.tasks if registry else None, self.middleware, self.catalogue)
         self.started_at = time.time()
 
     async def close(self) -> None:
@@ -137,6 +145,8 @@ class AsyncClient:
             ConfigurationError: unknown priority, illegal routing key, negative delay.
             BrokerUnavailable: the broker could not be reached within the timeout.
         """
+        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
+            await self._refresh_catalogue()
         job, body = self.builder.build(job_spec(name, payload, options))
         await self._coalescer.enqueue((job, body))
         self.builder.submitted([(job, body)])
@@ -148,11 +158,43 @@ class AsyncClient:
         Raises:
             PayloadError, ConfigurationError: any job is invalid (nothing is submitted).
         """
-        built = [self.builder.build(s if isinstance(s, JobSpec) else JobSpec(s[0], s[1])) for s in specs]
+        given = [s if isinstance(s, JobSpec) else JobSpec(s[0], s[1]) for s in specs]
+        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue(s.name for s in given):
+            await self._refresh_catalogue()
+        built = [self.builder.build(s) for s in given]
         if built:
             await self.broker.enqueue(built)
             self.builder.submitted(built)
         return [job.id for job, _ in built]
+
+    # --- the task catalogue --------------------------------------------------------
+    async def tasks(self) -> list[TaskInfo]:
+        """The task catalogue: every task a worker published, with its defaults, payload
+        and result schemas, and the workers serving it (seen within ``WORKER_TTL_S``)."""
+        records = await self.broker.task_catalogue(WORKER_TTL_S)
+        entries = [info for r in records if (info := catalogue.decode(r.definition, r.workers)) is not None]
+        self.catalogue.replace(entries, time.time())
+        return entries
+
+    async def _refresh_catalogue(self) -> None:
+        """Read the catalogue: the first time before the submit that needs it, later in
+        the background (submits go on with the copy they have)."""
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._read_catalogue())
+            self._refreshing.add_done_callback(self._refreshed)
+        if self.catalogue.read_at is None:
+            await asyncio.shield(self._refreshing)
+
+    async def _read_catalogue(self) -> list[TaskInfo]:
+        try:
+            return await self.tasks()
+        except BananasError as exc:  # the submit itself reports a broker that is down
+            logger.debug("could not read the task catalogue: %s", exc)
+            self.catalogue.replace(list(self.catalogue.entries.values()), time.time())
+            return []
+
+    def _refreshed(self, task: asyncio.Task[list[TaskInfo]]) -> None:
+        self._refreshing = None
 
     # --- reading -------------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job | None:
@@ -191,6 +233,8 @@ class AsyncClient:
             ResultTimeout: no outcome within ``timeout``.
             JobFailed: the job failed (dead-lettered) or was cancelled.
         """
+        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
+            await self._refresh_catalogue()
         job, body = self.builder.build(job_spec(name, payload, options))
         await self.broker.enqueue([(job, body)], watch=True)
         self.builder.submitted([(job, body)])

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from bananas.brokers.base import Broker, QueueStats
+from bananas.catalogue import TaskInfo
 from bananas.client.aio import AsyncClient, SubmitOptions, WaitedJobOptions, default_settings, job_spec
 from bananas.durations import Duration
+from bananas.errors import BananasError
 from bananas.job import Job
 from bananas.middleware import Middleware
 from bananas.observability.snapshot import MetricsSnapshot
@@ -50,6 +54,7 @@ class Client:
         self._lock = threading.Lock()
         self._all: list[tuple[asyncio.AbstractEventLoop, AsyncClient]] = []
         self._blocking: AsyncClient | None = None
+        self._refreshing = False
 
     def _new_async(self) -> AsyncClient:
         return AsyncClient(
@@ -115,6 +120,7 @@ class Client:
         """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
         spec = job_spec(name, payload, options)
         core = self._core()
+        self._catalogue_for(core, (name,))
         built = core.build(spec)
         core.broker.enqueue_blocking([built])
         core.builder.submitted([built])
@@ -123,11 +129,45 @@ class Client:
     def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
         """See ``AsyncClient.submit_many``. Runs without an event loop: one round trip."""
         core = self._core()
-        built = [core.build(s if isinstance(s, JobSpec) else JobSpec(s[0], s[1])) for s in specs]
+        given = [s if isinstance(s, JobSpec) else JobSpec(s[0], s[1]) for s in specs]
+        self._catalogue_for(core, [s.name for s in given])
+        built = [core.build(s) for s in given]
         if built:
             core.broker.enqueue_blocking(built)
             core.builder.submitted(built)
         return [job.id for job, _ in built]
+
+    def _catalogue_for(self, core: AsyncClient, names: Sequence[str]) -> None:
+        """Make sure ``core`` has a copy of the task catalogue when it needs one: read
+        before the first submit that does, later refreshed on a helper thread."""
+        copy = core.catalogue
+        if not copy.stale(time.time()) or not core.builder.needs_catalogue(names):
+            return
+        if copy.read_at is None:
+            entries = self._run(_read_entries)
+            copy.replace(entries or [], time.time())
+            return
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+            if self._helper is None:
+                self._helper = _LoopThread(self._new_async())
+            helper = self._helper
+
+        def refreshed(done: concurrent.futures.Future[list[TaskInfo] | None]) -> None:
+            entries = None if done.cancelled() or done.exception() else done.result()
+            copy.replace(list(copy.entries.values()) if entries is None else entries, time.time())
+            self._refreshing = False
+
+        helper.start(_read_entries).add_done_callback(refreshed)
+
+    def tasks(self) -> list[TaskInfo]:
+        """See ``AsyncClient.tasks``."""
+        entries = self._run(AsyncClient.tasks)
+        if self._blocking is not None:
+            self._blocking.catalogue.replace(entries, time.time())
+        return entries
 
     def _core(self) -> AsyncClient:
         """The client whose broker serves blocking submits (shared by all threads)."""
@@ -194,6 +234,14 @@ async def _get_broker(client: AsyncClient) -> Broker:
     return client.broker
 
 
+async def _read_entries(client: AsyncClient) -> list[TaskInfo] | None:
+    """The catalogue, or None when it could not be read (the submit reports a down broker)."""
+    try:
+        return await client.tasks()
+    except BananasError:
+        return None
+
+
 class _LoopThread:
     """An event loop on a daemon thread, for sync calls made from inside a running loop."""
 
@@ -206,6 +254,10 @@ class _LoopThread:
     def run(self, coro_fn: AsyncCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         coro = coro_fn(self._client, *args, **kwargs)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def start(self, coro_fn: AsyncCall[P, T], *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[T]:
+        """Run without waiting; the future tells when it is done."""
+        return asyncio.run_coroutine_threadsafe(coro_fn(self._client, *args, **kwargs), self._loop)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()

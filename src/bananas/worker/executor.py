@@ -14,9 +14,10 @@ from bananas import wire
 from bananas.brokers.base import Delivery, Outcome
 from bananas.context import Context
 from bananas.errors import PayloadError, PermanentError
-from bananas.job import DeadReason, Job, RetryPolicy
+from bananas.job import DeadReason, Job
 from bananas.middleware import MiddlewareChain
 from bananas.registry import TaskDefinition
+from bananas.settings import JobDefaults
 from bananas.worker.threads import DaemonPool
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,11 @@ class Executor:
         worker_id: str,
         report_progress: Callable[[str, str, float], None],
         middleware: MiddlewareChain | None = None,
+        defaults: JobDefaults | None = None,
     ) -> None:
         self._tasks = tasks
+        # What a job that carries no timeout or max_retries of its own gets (after its task's).
+        self._defaults = defaults or JobDefaults()
         self._pool = pool
         self._worker_id = worker_id
         self._report_progress = report_progress
@@ -87,7 +91,7 @@ class Executor:
             self._mw.before_execute(ctx)
         started = time.perf_counter()
         try:
-            result = await self._call(task, kwargs, job.timeout)
+            result = await self._call(task, kwargs, self._timeout_s(job, task))
         except asyncio.CancelledError:
             raise
         except PermanentError as exc:
@@ -97,10 +101,10 @@ class Executor:
         except TimeoutError as exc:
             message = str(exc) if str(exc).startswith("timed out") else _describe(exc)
             ran = _ms_since(started)
-            return self._failed_attempt(d, job, task.retry, attempt, message, traceback.format_exc(), ran)
+            return self._failed_attempt(d, job, task, attempt, message, traceback.format_exc(), ran)
         except BaseException as exc:  # noqa: BLE001 - no handler exception may kill the worker
             ran = _ms_since(started)
-            return self._failed_attempt(d, job, task.retry, attempt, _describe(exc), traceback.format_exc(), ran)
+            return self._failed_attempt(d, job, task, attempt, _describe(exc), traceback.format_exc(), ran)
         try:
             data = wire.encode(result)
         except PayloadError as exc:
@@ -120,14 +124,26 @@ class Executor:
             self._pool.abandon()  # the thread runs on; its late result is discarded
             raise TimeoutError(f"timed out after {timeout_s:g} s (sync handler abandoned)") from None
 
+    def _timeout_s(self, job: Job, task: TaskDefinition) -> float:
+        """The job's own timeout, else its task's, else this worker's JOB_TIMEOUT."""
+        if job.timeout is not None:
+            return job.timeout
+        return task.timeout_s if task.timeout_s is not None else self._defaults.timeout_s
+
+    def _max_retries(self, job: Job, task: TaskDefinition) -> int:
+        """The job's own max_retries, else its task's, else this worker's MAX_RETRIES."""
+        if job.max_retries is not None:
+            return job.max_retries
+        return task.max_retries if task.max_retries is not None else self._defaults.max_retries
+
     def _failed_attempt(
-        self, d: Delivery, job: Job, policy: RetryPolicy, attempt: int, error: str, tb: str, duration_ms: float
+        self, d: Delivery, job: Job, task: TaskDefinition, attempt: int, error: str, tb: str, duration_ms: float
     ) -> Outcome:
         tb = tb[-MAX_TRACEBACK_CHARS:]
-        if attempt > job.max_retries:
+        if attempt > self._max_retries(job, task):
             message = f"{error} (gave up after {attempt} attempts)"
             return self._dead(d, attempt, DeadReason.MAX_RETRIES, message, tb, job=job, duration_ms=duration_ms)
-        delay = policy.delay_s(attempt, random.random())
+        delay = task.retry.delay_s(attempt, random.random())
         logger.info(
             "job %s attempt %d failed, retry in %.2f s: %s", d.id, attempt, delay, error,
             extra={**self._fields(d, job, attempt), "error": error, "traceback": tb, "retry_delay_s": round(delay, 3),

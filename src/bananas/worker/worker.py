@@ -23,6 +23,7 @@ from bananas.scheduler.scheduler import Scheduler
 from bananas.settings import Settings
 from bananas.worker.acker import Acker
 from bananas.worker.executor import Executor
+from bananas.worker.heartbeat import Heartbeat
 from bananas.worker.held import Backoff, Held
 from bananas.worker.leases import LeaseKeeper
 from bananas.worker.threads import DaemonPool
@@ -80,6 +81,11 @@ class Worker:
         self._idle: list[asyncio.Future[Held]] = []
         self._running: dict[asyncio.Task[None], Held] = {}
         self._fetcher: asyncio.Task[None] | None = None
+        served = registry.tasks
+        if w.job_types:
+            served = {name: t for name, t in served.items() if name in w.job_types}
+        #: publishes the tasks this worker serves to the task catalogue.
+        self.heartbeat = Heartbeat(self.broker, self.id, served)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- control -----------------------------------------------------------------
@@ -114,17 +120,16 @@ class Worker:
         jobs = self.settings.jobs
         self._acker = Acker(self.broker, (jobs.completed_ttl_s, jobs.failed_ttl_s), self._stored)
         self._pool = DaemonPool(w.concurrency, self._loop)
-        self._executor = Executor(self.registry.tasks, self._pool, self.id, self._report_progress, self.middleware)
+        self._executor = Executor(
+            self.registry.tasks, self._pool, self.id, self._report_progress, self.middleware, self.settings.jobs
+        )
         keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
         keeper.start()
         scheduler = self.scheduler = (
             Scheduler(self.broker, self.settings, holder=self.id, app=self.registry) if w.enable_scheduler else None
         )
         scheduler_task = asyncio.create_task(scheduler.run()) if scheduler else None
-        helpers = [
-            asyncio.create_task(self._acker.run()),
-            *(asyncio.create_task(self._slot()) for _ in range(w.concurrency)),
-        ]
+        helpers = self._start_helpers()
         logger.info(
             "worker %s started: routing keys %s, concurrency %d", self.id, ",".join(w.routing_keys),
             w.concurrency, extra={"component": "worker", "worker_id": self.id},
@@ -143,7 +148,14 @@ class Worker:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             keeper.stop()
+            await self.heartbeat.withdraw()
             await self._close()
+
+    def _start_helpers(self) -> list[asyncio.Task[None]]:
+        """The ack loop, the catalogue heartbeat and the job slots."""
+        w = self.settings.worker
+        helpers = [asyncio.create_task(self._acker.run()), asyncio.create_task(self.heartbeat.run())]
+        return helpers + [asyncio.create_task(self._slot()) for _ in range(w.concurrency)]
 
     async def _fetch_until_stopped(self) -> None:
         while not self._stopping:

@@ -22,6 +22,7 @@ from bananas.brokers.base import (
     TickReport,
 )
 from bananas.brokers.redis import layout
+from bananas.brokers.redis.catalogue import RedisCatalogue
 from bananas.brokers.redis.connection import BlockingScript
 from bananas.brokers.redis.guard import guard, translate
 from bananas.brokers.redis.inspection import RedisInspection
@@ -44,7 +45,7 @@ TICK_LIMIT = 1000
 OFFER_SLACK_S = 1.0
 
 
-class RedisBroker(RedisInspection, RedisSchedules, Broker):
+class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
     """Jobs in Redis: sorted sets per routing key, job hashes, Lua for every state change.
 
     Args:

@@ -19,6 +19,8 @@ WAKE = PREFIX + "wake"
 LEADER = PREFIX + "scheduler:leader"
 EPOCH = PREFIX + "scheduler:epoch"
 SCHEDULES = PREFIX + "schedules"
+#: Prefix of the task catalogue's keys (one hash tag: one cluster slot).
+CATALOGUE = PREFIX + "{catalogue}:"
 
 
 def prefix(rk: str) -> str:

@@ -8,11 +8,12 @@ import concurrent.futures
 import functools
 import logging
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from bananas.brokers.base import (
     Broker,
+    CatalogueRecord,
     Delivery,
     Fire,
     JobFilter,
@@ -24,7 +25,7 @@ from bananas.brokers.base import (
     ScheduleState,
     TickReport,
 )
-from bananas.brokers.sqlite import inspection, ops, schedules
+from bananas.brokers.sqlite import catalogue, inspection, ops, schedules
 from bananas.brokers.sqlite.engine import Engine, Session
 from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
 from bananas.errors import BananasError
@@ -207,6 +208,22 @@ class SQLiteBroker(Broker):
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await self._run("delete schedule", functools.partial(schedules.delete, schedule_id=schedule_id))
+
+    # --- task catalogue ---------------------------------------------------------
+    async def publish_tasks(self, worker_id: str, definitions: Mapping[str, bytes], stale_after_s: float) -> None:
+        if definitions:
+            fn = functools.partial(catalogue.publish, worker_id=worker_id, definitions=dict(definitions),
+                                   stale_after_s=stale_after_s)  # fmt: skip
+            await self._run("publish tasks", fn)
+
+    async def unpublish_tasks(self, worker_id: str, names: Sequence[str]) -> None:
+        if names:
+            fn = functools.partial(catalogue.unpublish, worker_id=worker_id, names=list(names))
+            await self._run("unpublish tasks", fn)
+
+    async def task_catalogue(self, stale_after_s: float) -> list[CatalogueRecord]:
+        fn = functools.partial(catalogue.records, stale_after_s=stale_after_s)
+        return await self._run("read the task catalogue", fn)
 
     # --- inspecting ------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job | None:

@@ -76,7 +76,7 @@ def list_jobs(s: Session, status: str | None, name: str | None, limit: int) -> l
 def retry_dead(s: Session, job_ids: Sequence[str] | None) -> int:
     """Dead-lettered jobs (all when None) back to ready with a fresh retry budget."""
     sql = (
-        "UPDATE jobs SET status = 'pending', attempts = 0, unacked = 0, reason = NULL, finished_at = NULL,"
+        "UPDATE jobs SET status = 'pending', attempts = 0, unacked = 0, cancel = 0, reason = NULL, finished_at = NULL,"
         f" expires_at = NULL, ready_at = ? WHERE status = 'failed' AND {LIVE}"
     )
     with s.write() as c:

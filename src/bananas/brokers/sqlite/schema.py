@@ -19,7 +19,7 @@ from bananas.errors import BrokerError, PayloadError
 from bananas.job import Job, JobStatus
 
 #: Bumped when the tables change; stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 2  # 2: cron schedules, the ready-by-name index
+SCHEMA_VERSION = 3  # 2: cron schedules, the ready-by-name index; 3: the task catalogue
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -79,6 +79,17 @@ CREATE TABLE IF NOT EXISTS schedule_ticks (
     tick        INTEGER NOT NULL,     -- unix ms: with schedule_id, the de-duplication key
     expires_at  REAL NOT NULL,
     PRIMARY KEY (schedule_id, tick)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_catalogue (
+    name       TEXT PRIMARY KEY,
+    definition BLOB NOT NULL,     -- JSON, see bananas.catalogue
+    expires_at REAL NOT NULL      -- unix s it is forgotten unless published again
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_workers (
+    name      TEXT NOT NULL,
+    worker    TEXT NOT NULL,
+    last_seen REAL NOT NULL,
+    PRIMARY KEY (name, worker)
 ) WITHOUT ROWID;
 """
 
