@@ -149,3 +149,30 @@ async def test_the_workers_job_timeout_applies_to_jobs_without_their_own(broker_
     async with running_worker(app), AsyncClient(broker_url) as client:
         job = await client.wait(await client.submit("slow"), 15)
     assert job.status is JobStatus.FAILED and job.error is not None and "timed out after 0.05 s" in job.error
+
+
+async def test_the_task_declared_in_the_submitting_process_beats_the_catalogue(broker_url: str) -> None:
+    app = email_app(broker_url)
+    async with running_worker(app) as worker:
+        await published(worker)
+        mine = Bananas(broker_url)  # another service declaring its own send_email, with other defaults
+
+        @mine.task(name="send_email", routing_key="outbox", priority=20)
+        async def send_email(to: str) -> None:
+            return None
+
+        async with mine.async_client() as client:
+            job = await client.get_job(await client.submit("send_email", {"to": "a"}))
+            assert job is not None and (job.routing_key, job.priority, job.max_retries) == ("outbox", 20, None)
+            with pytest.raises(PayloadError):  # checked against the local handler, which has no subject
+                await client.submit("send_email", {"to": "a", "subject": "x"})
+
+
+def test_clients_without_url_follow_the_same_lookup_as_bananas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/3")
+    assert Client().url == AsyncClient().url == Bananas().url == "redis://127.0.0.1:1/3"
+    monkeypatch.setenv("BANANAS_URL", "sqlite:///elsewhere.db")
+    assert Client().url == AsyncClient().url == Bananas().url == "sqlite:///elsewhere.db"
+    monkeypatch.delenv("BANANAS_URL")
+    monkeypatch.delenv("REDIS_URL")
+    assert Client().url == AsyncClient().url == "sqlite:///bananas.db"
