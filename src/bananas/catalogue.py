@@ -135,6 +135,11 @@ class Catalogue:
         self.entries = {e.name: e for e in entries}
         self.read_at = read_at
 
+    def mark_read(self, now: float) -> None:
+        """Keep the entries, as if read at ``now`` (a read that failed is not retried
+        before ``REFRESH_S``)."""
+        self.read_at = now
+
     def stale(self, now: float) -> bool:
         """Whether it was never read, or read more than ``REFRESH_S`` ago."""
         return self.read_at is None or now - self.read_at > REFRESH_S

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError
@@ -19,6 +19,17 @@ from bananas.middleware import Middleware, WorkerView
 from bananas.schedule import ScheduleRegistry
 from bananas.settings import Settings
 from bananas.signature import PayloadSpec
+
+
+class TaskOptions(TypedDict, total=False):
+    """The options of ``@app.task``; each is described on ``TaskDefinition``."""
+
+    name: str | None
+    priority: str | int | None
+    routing_key: str
+    max_retries: int | None
+    timeout: Duration | None
+    retry: RetryPolicy | None
 
 
 class TaskDefinition:

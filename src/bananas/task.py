@@ -16,7 +16,7 @@ from bananas.client import Client, SubmitOptions, WaitedJobOptions
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import RetryPolicy
-from bananas.registry import TaskDefinition
+from bananas.registry import TaskDefinition, TaskOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,22 +37,8 @@ class Task(TaskDefinition, Generic[P, R]):
     ``submit_and_wait`` returns.
     """
 
-    def __init__(
-        self,
-        app: ClientSource,
-        fn: Callable[..., Any],
-        *,
-        name: str | None = None,
-        priority: str | int | None = None,
-        routing_key: str = "default",
-        max_retries: int | None = None,
-        timeout: Duration | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            fn, name=name, priority=priority, routing_key=routing_key, max_retries=max_retries, timeout=timeout,
-            retry=retry,
-        )  # fmt: skip
+    def __init__(self, app: ClientSource, fn: Callable[..., Any], **options: Unpack[TaskOptions]) -> None:
+        super().__init__(fn, **options)
         self.app = app
         self._positional = tuple(
             p.name

@@ -190,7 +190,7 @@ class AsyncClient:
             return await self.tasks()
         except BananasError as exc:  # the submit itself reports a broker that is down
             logger.debug("could not read the task catalogue: %s", exc)
-            self.catalogue.replace(list(self.catalogue.entries.values()), time.time())
+            self.catalogue.mark_read(time.time())
             return []
 
     def _refreshed(self, task: asyncio.Task[list[TaskInfo]]) -> None:

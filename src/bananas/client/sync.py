@@ -157,7 +157,10 @@ class Client:
 
         def refreshed(done: concurrent.futures.Future[list[TaskInfo] | None]) -> None:
             entries = None if done.cancelled() or done.exception() else done.result()
-            copy.replace(list(copy.entries.values()) if entries is None else entries, time.time())
+            if entries is None:
+                copy.mark_read(time.time())
+            else:
+                copy.replace(entries, time.time())
             self._refreshing = False
 
         helper.start(_read_entries).add_done_callback(refreshed)
