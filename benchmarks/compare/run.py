@@ -6,8 +6,10 @@ Run from the repository root with the main venv:
 
 It creates ``benchmarks/compare/.venv`` with the peers from PyPI on first use, starts one
 throwaway redis-server, and in the same run measures enqueue (one at a time), drain
-(best 2-core configuration) and latency (200 jobs/s, submit -> handler start) for
-Bananas and for each peer, printing Bananas ÷ peer.
+(jobs whose body is one Redis ``INCR``; a peer's best 2-core configuration; Bananas 2
+processes x 100, median of ``--rounds``, beside the body-only ceiling: the same body, 2
+processes x 100 coroutines, no queue) and latency (200 jobs/s, submit -> handler start)
+for Bananas and for each peer, printing Bananas ÷ peer.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from bananas import Client
-from bananas.bench.drain import drain
 from bananas.bench.enqueue import submit_in_batches, submit_one_at_a_time
+from bananas.bench.io import run_io
 from bananas.bench.latency import run_latency
 from bananas.testing import RedisServer
 
@@ -62,14 +64,15 @@ def run_peer(python: Path, url: str, peer: str, scenario: str, *extra: str) -> d
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def bananas_side(url: str, jobs: int, seconds: float) -> dict[str, Any]:
+def bananas_side(url: str, jobs: int, seconds: float, rounds: int) -> dict[str, Any]:
     flush = RedisFlush(url)
     with Client(url) as client:
         out: dict[str, Any] = {"enqueue": {"one_at_a_time_per_s": submit_one_at_a_time(client, jobs)}}
         flush()
         out["enqueue"]["batch_per_s"] = submit_in_batches(client, jobs * 5)
         flush()
-        out["drain"] = {"per_s": drain(client, url, jobs, ("2 processes x 100", 100, 2))}
+        io = run_io(client, url, jobs, flush, rounds)
+        out["drain"] = {"per_s": io["two_core_per_s"], "ceiling_per_s": io["ceiling_per_s"], "io": io}
         flush()
         lat = run_latency(client, url, (200.0,), seconds)["200_per_s"]["submit_to_start"]
         out["latency"] = lat
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=10.0, help="latency run length")
     parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--rounds", type=int, default=3, help="Bananas drain rounds (median)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     python = ensure_venv()
@@ -101,7 +105,7 @@ def main() -> None:
         server.start()
         try:
             print("running bananas ...", file=sys.stderr)
-            results["bananas"] = bananas_side(server.url, args.jobs, args.seconds)
+            results["bananas"] = bananas_side(server.url, args.jobs, args.seconds, args.rounds)
             for peer in args.peers.split(","):
                 print(f"running {peer} ...", file=sys.stderr)
                 results[peer] = {
@@ -119,6 +123,7 @@ def main() -> None:
 def render(results: dict[str, Any]) -> str:
     """One line per system: figures and Bananas ÷ peer."""
     b = results["bananas"]
+    ceiling = b["drain"].get("ceiling_per_s")
     head = f"{'system':10} {'enqueue/s':>10} {'batch/s':>10} {'drain/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
     lines = [head + "   bananas ÷ peer: enqueue  drain  p50 (peer÷bananas)", "-" * len(head)]
     for name in ("bananas", *[k for k in results if k in PEERS]):
@@ -135,6 +140,9 @@ def render(results: dict[str, Any]) -> str:
             if errors:
                 line += f"   ({errors[0][:60]})"
         lines.append(line)
+    if ceiling:
+        share = b["drain"]["per_s"] / ceiling
+        lines.append(f"drain body-only ceiling (2 x 100 coroutines, no queue): {ceiling:,.0f}/s; Bananas {share:.2f}")
     return "\n".join(lines)
 
 

@@ -130,6 +130,16 @@ class MiddlewareChain:
         items = list(middleware or ())
         return cls(items) if items else None
 
+    def overrides(self, *hooks: str) -> bool:
+        """Whether some middleware overrides one of ``hooks``."""
+        return any(getattr(self, f"_{hook}") for hook in hooks)
+
+    @staticmethod
+    def for_hooks(chain: MiddlewareChain | None, *hooks: str) -> MiddlewareChain | None:
+        """``chain`` when some middleware overrides one of ``hooks``, else None: a hot path
+        keeps only the chain it must call (a process's ``FreezeAtStart`` costs no job anything)."""
+        return chain if chain is not None and chain.overrides(*hooks) else None
+
     def _call(self, hook: str, *args: object) -> None:
         for fn in getattr(self, f"_{hook}"):
             try:

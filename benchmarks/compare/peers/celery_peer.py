@@ -32,6 +32,11 @@ def submit_stamp(t: float) -> None:
     stamp.delay(t)
 
 
-def worker_commands() -> list[list[str]]:
-    return [[f"{BIN}/celery", "-A", __name__, "worker", "-P", "prefork", "-c", "2", "-l", "WARNING",
+#: 2-core configurations tried for the I/O drain.
+CONFIGS = ("prefork x 2", "threads x 32")
+
+
+def worker_commands(config: str = CONFIGS[0]) -> list[list[str]]:
+    pool, n = ("prefork", "2") if config == CONFIGS[0] else ("threads", "32")
+    return [[f"{BIN}/celery", "-A", __name__, "worker", "-P", pool, "-c", n, "-l", "WARNING",
              "--without-gossip", "--without-mingle", "--without-heartbeat"]]  # fmt: skip

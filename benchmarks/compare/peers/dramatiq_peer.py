@@ -31,5 +31,10 @@ def submit_stamp(t: float) -> None:
     stamp.send(t)
 
 
-def worker_commands() -> list[list[str]]:
-    return [[f"{BIN}/dramatiq", __name__, "--processes", "2", "--threads", "8"]]
+#: 2-core configurations tried for the I/O drain (its default is 8 threads per process).
+CONFIGS = ("2 processes x 8 threads", "2 processes x 32 threads")
+
+
+def worker_commands(config: str = CONFIGS[0]) -> list[list[str]]:
+    threads = config.split(" x ")[1].split(maxsplit=1)[0]
+    return [[f"{BIN}/dramatiq", __name__, "--processes", "2", "--threads", threads]]

@@ -30,5 +30,10 @@ def submit_stamp(t: float) -> None:
     stamp(t)
 
 
-def worker_commands() -> list[list[str]]:
-    return [[f"{BIN}/huey_consumer", f"{__name__}.huey", "-k", "process", "-w", "2", "-q"]]
+#: 2-core configurations tried for the I/O drain.
+CONFIGS = ("2 processes", "32 threads")
+
+
+def worker_commands(config: str = CONFIGS[0]) -> list[list[str]]:
+    kind, workers = ("process", "2") if config == CONFIGS[0] else ("thread", "32")
+    return [[f"{BIN}/huey_consumer", f"{__name__}.huey", "-k", kind, "-w", workers, "-q"]]

@@ -50,9 +50,12 @@ def wait_drained(client: Client, ids: Sequence[str], timeout_s: float) -> float:
     return len(ids) / (max(ends) - first.started_at)
 
 
-def drain(client: Client, url: str, n: int, config: DrainConfig, payload: Mapping[str, Any] | None = None) -> float:
-    """Queue ``n`` jobs, then start the workers; jobs/s until all are completed."""
-    name = "sink" if payload else "noop"
+def drain(
+    client: Client, url: str, n: int, config: DrainConfig, payload: Mapping[str, Any] | None = None, name: str = ""
+) -> float:
+    """Queue ``n`` jobs of task ``name`` (default ``sink`` with a payload, else ``noop``), then
+    start the workers; jobs/s until all are completed."""
+    name = name or ("sink" if payload else "noop")
     ids = queue_many(client, n, name, payload)
     _, concurrency, processes = config
     with WorkerProcess(url, concurrency, processes):

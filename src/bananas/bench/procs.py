@@ -18,7 +18,7 @@ class WorkerProcess:
     """A real ``bananas worker`` process (a supervisor when ``processes`` is given)."""
 
     def __init__(self, url: str, concurrency: int, processes: int | None = None) -> None:
-        env = {**os.environ, "LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "LOG_LEVEL": "WARNING", "BENCH_IO_URL": url}
         cmd = [sys.executable, "-m", "bananas", "worker", "--app", APP, "--url", url, "--concurrency", str(concurrency)]
         if processes is not None:
             cmd += ["--processes", str(processes)]

@@ -63,6 +63,11 @@ def rows(results: dict[str, Any]) -> list[Row]:
             out.append(Row("drain", label, v, "jobs/s", _ratio(v, pop_n)))
         v = d["best_two_core_per_s"]
         out.append(Row("drain", "best on 2 cores", v, "jobs/s", _ratio(v, pop_n), "≥ 20,000", v >= 20_000))
+    if (io := results.get("io")) is not None:
+        c, v = io["ceiling_per_s"], io["two_core_per_s"]
+        rounds = f"median of {io['rounds']}"
+        out.append(Row("io", f"body-only ceiling, 2 x 100 ({rounds})", c, "jobs/s"))
+        out.append(Row("io", f"2 processes x 100 ({rounds})", v, "jobs/s", v / c, "≥ 0.7 of ceiling", v / c >= 0.7))
     out += _latency_rows(results)
     out += _other_rows(results, push1, push_n)
     return out

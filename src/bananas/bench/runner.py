@@ -15,13 +15,14 @@ import redis
 from bananas import Client, __version__
 from bananas.bench.drain import drain, run_drain, run_idle_and_memory
 from bananas.bench.enqueue import run_enqueue
+from bananas.bench.io import run_io
 from bananas.bench.latency import run_depth, run_latency
 from bananas.bench.limit import run_limit
 from bananas.bench.payloads import run_payloads
 from bananas.testing import RedisServer
 
 #: Every scenario, in the order they run.
-SCENARIOS = ("limit", "enqueue", "drain", "latency", "idle", "memory", "payloads", "depth", "sqlite")
+SCENARIOS = ("limit", "enqueue", "drain", "io", "latency", "idle", "memory", "payloads", "depth", "sqlite")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class BenchConfig:
     memory_jobs: int = 100_000
     depths: tuple[int, ...] = (100, 10_000, 1_000_000)
     depth_measured: int = 2000
+    #: rounds of the ``io`` scenario (ceiling, then Bananas); medians are reported.
+    rounds: int = 3
     quick: bool = False
     progress: Callable[[str], None] = field(default=lambda _: None)
 
@@ -47,7 +50,7 @@ class BenchConfig:
     def quick_config(cls, scenarios: tuple[str, ...] = SCENARIOS, jobs: int = 300) -> BenchConfig:
         """Tiny sizes for a smoke test."""
         return cls(scenarios=scenarios, jobs=jobs, latency_rates=(200.0,), latency_s=0.5, idle_s=1.0,
-                   memory_jobs=jobs, depths=(100, 1000), depth_measured=100, quick=True)  # fmt: skip
+                   memory_jobs=jobs, depths=(100, 1000), depth_measured=100, rounds=1, quick=True)  # fmt: skip
 
 
 def environment() -> dict[str, Any]:
@@ -128,6 +131,8 @@ def _scenario(name: str, config: BenchConfig, client: Client, url: str, flush: C
         return run_enqueue(client, url, config.jobs, flush)
     if name == "drain":
         return run_drain(client, url, config.jobs, flush, config.quick)
+    if name == "io":
+        return run_io(client, url, config.jobs, flush, config.rounds)
     if name == "latency":
         return run_latency(client, url, config.latency_rates, config.latency_s)
     if name == "payloads":

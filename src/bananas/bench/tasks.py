@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
+
+import redis.asyncio as aioredis
 
 from bananas import Bananas
 
 app = Bananas()
+_io: aioredis.Redis | None = None
 
 
 @app.task
@@ -25,3 +29,16 @@ async def sink(data: str = "") -> None:
 async def stamp() -> float:
     """Return the wall-clock time the handler started (submit -> start latency)."""
     return time.time()
+
+
+@app.task
+async def io() -> None:
+    """One Redis round trip (``INCR``) with ``redis.asyncio``: the I/O scenario's body.
+
+    The server is ``BENCH_IO_URL`` (the benchmark's redis-server), one connection pool
+    per worker process.
+    """
+    global _io  # noqa: PLW0603 - one pool per worker process, made on first use
+    if _io is None:
+        _io = aioredis.Redis.from_url(os.environ["BENCH_IO_URL"], max_connections=200)
+    await _io.incr("bench:io")

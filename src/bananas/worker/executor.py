@@ -7,7 +7,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bananas import wire
@@ -18,6 +18,7 @@ from bananas.job import DeadReason, Job
 from bananas.middleware import MiddlewareChain
 from bananas.registry import TaskDefinition
 from bananas.settings import JobDefaults
+from bananas.worker.deadlines import Deadlines
 from bananas.worker.threads import DaemonPool
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,12 @@ class Executor:
         # What a job that carries no timeout or max_retries of its own gets (after its task's).
         self._defaults = defaults or JobDefaults()
         self._pool = pool
+        self._deadlines = Deadlines()
         self._worker_id = worker_id
         self._report_progress = report_progress
-        self._mw = middleware
+        self._mw = MiddlewareChain.for_hooks(
+            middleware, "before_execute", "after_execute", "after_retry", "after_dead_letter"
+        )
 
     def context_for(self, d: Delivery, job: Job) -> Context:
         """A fresh ``Context`` for this delivery."""
@@ -116,7 +120,7 @@ class Executor:
 
     async def _call(self, task: TaskDefinition, kwargs: dict[str, Any], timeout_s: float) -> Any:
         if task.spec.is_async:
-            return await _with_deadline(task.fn(**kwargs), timeout_s)
+            return await self._deadlines.run(task.fn(**kwargs), timeout_s)
         future = self._pool.submit(task.fn, kwargs)
         try:
             return await asyncio.wait_for(future, timeout_s)
@@ -187,33 +191,6 @@ class Executor:
 def _ms_since(started: float) -> float:
     """Milliseconds since ``perf_counter()`` read ``started``, to the microsecond."""
     return round((time.perf_counter() - started) * 1e3, 3)
-
-
-async def _with_deadline(coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
-    """Await ``coro``, cancelling it after ``timeout_s`` and raising ``TimeoutError``.
-
-    What ``asyncio.timeout`` does, with one timer handle and no context-manager
-    bookkeeping: this runs once per job on the hot path.
-    """
-    me = asyncio.current_task()
-    assert me is not None
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        me.cancel()
-
-    loop = asyncio.get_running_loop()
-    handle = loop.call_at(loop.time() + timeout_s, expire)
-    try:
-        return await coro
-    except asyncio.CancelledError:
-        if expired and me.uncancel() == 0:  # our deadline, not a shutdown
-            raise TimeoutError(f"timed out after {timeout_s:g} s") from None
-        raise
-    finally:
-        handle.cancel()
 
 
 def _describe(exc: BaseException) -> str:

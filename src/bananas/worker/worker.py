@@ -59,6 +59,9 @@ class Worker:
         self.broker = broker or brokers.from_url(self.settings.url)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self.middleware = MiddlewareChain.of([*registry.middleware, *middleware])
+        # The per-job hooks, only when some middleware has them (kept off the hot path).
+        self._on_dequeue = MiddlewareChain.for_hooks(self.middleware, "after_dequeue")
+        self._on_ack = MiddlewareChain.for_hooks(self.middleware, "after_ack")
         self.started_at = time.time()
         #: monotonic time the fetch loop last came back from the broker (liveness).
         self.last_fetch = time.monotonic()
@@ -216,9 +219,9 @@ class Worker:
                 await asyncio.sleep(delay)
                 continue
             self._reconnected(backoff)
-            if self.middleware is not None:
+            if self._on_dequeue is not None:
                 for d in batch:
-                    self.middleware.after_dequeue(d, self)
+                    self._on_dequeue.after_dequeue(d, self)
             for d in batch:
                 held = Held(d)
                 self._held[d.id] = held
@@ -309,8 +312,8 @@ class Worker:
         self._outcomes -= len(batch)
         for outcome, ok in zip(batch, accepted, strict=True):
             self._held.pop(outcome.id, None)
-            if self.middleware is not None:
-                self.middleware.after_ack(outcome, ok)
+            if self._on_ack is not None:
+                self._on_ack.after_ack(outcome, ok)
             if not ok:
                 self.duplicates += 1
                 logger.warning(
