@@ -7,7 +7,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from bananas import wire
@@ -49,6 +49,12 @@ class Executor:
         self._mw = MiddlewareChain.for_hooks(
             middleware, "before_execute", "after_execute", "after_retry", "after_dead_letter"
         )
+        #: Execute a delivery; ``ctx_box`` receives its ``Context``, when one is made (the
+        #: handler takes one, or middleware watches), so the lease keeper can flag
+        #: cancellation. One coroutine layer less when no middleware watches.
+        self.run: Callable[[Delivery, list[Context]], Coroutine[Any, Any, Outcome]] = (
+            self._run if self._mw is None else self._observed
+        )
 
     def context_for(self, d: Delivery, job: Job) -> Context:
         """A fresh ``Context`` for this delivery."""
@@ -59,24 +65,26 @@ class Executor:
             ready_at=max(job.created_at, job.scheduled_for or 0.0),
         )  # fmt: skip
 
-    async def run(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
-        """Execute the delivery; ``ctx_box`` receives the ``Context`` so the lease keeper
-        can flag cancellation (and the middleware sees it)."""
-        if self._mw is None:
-            return await self._run(d, ctx_box)
+    async def _observed(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
+        """``run`` when middleware watches executions: times the attempt for it."""
+        assert self._mw is not None
         started = time.perf_counter()
         outcome = await self._run(d, ctx_box)
         self._mw.after_execute(ctx_box[0] if ctx_box else None, d, outcome, time.perf_counter() - started)
         return outcome
 
-    async def _run(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
+    def _prepare(self, d: Delivery, ctx_box: list[Context]) -> tuple[Job, TaskDefinition, dict[str, Any]] | Outcome:
+        """Decode the job, find its task and check its payload: the handler's keyword
+        arguments, or the outcome of a job that cannot run."""
         attempt = d.attempts + 1
         try:
             job = wire.decode_job(d.body)
         except PayloadError as exc:
             return self._dead(d, attempt, DeadReason.MALFORMED, str(exc))
-        ctx = self.context_for(d, job)
-        ctx_box.append(ctx)
+        # A Context only for a handler that takes one or middleware that watches.
+        ctx = self.context_for(d, job) if self._mw is not None else None
+        if ctx is not None:
+            ctx_box.append(ctx)
         task = self._tasks.get(job.name)
         if task is None:
             return self._dead(d, attempt, DeadReason.NO_HANDLER, f"no handler registered for '{job.name}'", job=job)
@@ -85,17 +93,31 @@ class Executor:
         except PayloadError as exc:
             return self._dead(d, attempt, DeadReason.PAYLOAD, str(exc), job=job)
         if task.spec.context_param:
+            if ctx is None:
+                ctx = self.context_for(d, job)
+                ctx_box.append(ctx)
             kwargs[task.spec.context_param] = ctx
+        if self._mw is not None and ctx is not None:
+            self._mw.before_execute(ctx)
+        return job, task, kwargs
+
+    async def _run(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
+        prepared = self._prepare(d, ctx_box)
+        if isinstance(prepared, Outcome):
+            return prepared
+        job, task, kwargs = prepared
+        attempt = d.attempts + 1
         debug = logger.isEnabledFor(logging.DEBUG)  # build log fields only when they are used
         if debug:
-            wait_ms = (time.time() - ctx.ready_at) * 1e3
+            wait_ms = (time.time() - max(job.created_at, job.scheduled_for or 0.0)) * 1e3
             extra = {**self._fields(d, job, attempt), "queue_wait_ms": round(wait_ms, 3)}
             logger.debug("job %s started (waited %.1f ms)", d.id, wait_ms, extra=extra)
-        if self._mw is not None:
-            self._mw.before_execute(ctx)
         started = time.perf_counter()
         try:
-            result = await self._call(task, kwargs, self._timeout_s(job, task))
+            if task.spec.is_async:
+                result = await self._deadlines.run(task.fn(**kwargs), self._timeout_s(job, task))
+            else:
+                result = await self._call_sync(task, kwargs, self._timeout_s(job, task))
         except asyncio.CancelledError:
             raise
         except PermanentError as exc:
@@ -118,9 +140,7 @@ class Executor:
             logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": ms})
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
 
-    async def _call(self, task: TaskDefinition, kwargs: dict[str, Any], timeout_s: float) -> Any:
-        if task.spec.is_async:
-            return await self._deadlines.run(task.fn(**kwargs), timeout_s)
+    async def _call_sync(self, task: TaskDefinition, kwargs: dict[str, Any], timeout_s: float) -> Any:
         future = self._pool.submit(task.fn, kwargs)
         try:
             return await asyncio.wait_for(future, timeout_s)
