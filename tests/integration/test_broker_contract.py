@@ -274,10 +274,13 @@ async def test_wait_for_schedule_wakes_on_earlier_delayed_job(broker: Broker) ->
 
 async def test_queue_stats_by_priority(broker: Broker) -> None:
     await broker.enqueue([make_job(priority=90), make_job(priority=90), make_job(priority=10)])
-    await broker.enqueue([make_job(rk="email", at=time.time() + 60)])
+    soon = time.time() + 60
+    await broker.enqueue([make_job(rk="email", at=soon + 30), make_job(rk="email", at=soon)])
     stats = {s.routing_key: s for s in await broker.queue_stats()}
-    assert stats["default"].ready_by_priority == {90: 2, 10: 1}
-    assert stats["email"].scheduled == 1 and stats["email"].ready == 0
+    assert stats["default"].ready_by_priority == {90: 2, 10: 1} and stats["default"].next_scheduled_at is None
+    assert stats["email"].scheduled == 2 and stats["email"].ready == 0
+    due = stats["email"].next_scheduled_at
+    assert due is not None and abs(due - soon) < 0.01
     await broker.dequeue(["default"], 1, 30, "w")
     stats = {s.routing_key: s for s in await broker.queue_stats()}
     assert stats["default"].processing == 1 and stats["default"].ready_by_priority == {90: 1, 10: 1}
