@@ -15,7 +15,7 @@ import pytest
 
 from bananas.brokers import from_url
 from bananas.job import Job
-from tests.conftest import require_redis
+from bananas.testing.plugin import require_redis_server
 from tests.e2e.conftest import WorkerProcess, eventually
 
 LEADER_TTL_S = 2.0
@@ -61,7 +61,7 @@ def test_every_tick_fires_once_through_kill_and_pause(
     spawn_worker: Callable[..., WorkerProcess],
 ) -> None:  # fmt: skip
     if broker == "redis":
-        require_redis()
+        require_redis_server()
         server = request.getfixturevalue("redis_server")
         client = server.client()
         client.flushall()

@@ -24,7 +24,8 @@ from bananas.observability.health import ExporterMiddleware
 from bananas.observability.logs import ContextFilter
 from bananas.observability.metrics import PrometheusMiddleware
 from bananas.observability.tracing import TracingMiddleware
-from tests.conftest import make_settings, running_worker
+from bananas.testing import running_worker
+from tests.conftest import make_settings
 
 FAST = RetryPolicy(base_s=0.02, max_s=0.05)
 

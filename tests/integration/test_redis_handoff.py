@@ -13,8 +13,8 @@ from bananas import Bananas, Client, wire
 from bananas.brokers.base import Lease, Offer, Outcome
 from bananas.brokers.redis import RedisBroker
 from bananas.job import Job, JobStatus, new_id
-from bananas.testing import RedisServer
-from tests.conftest import make_settings, running_worker
+from bananas.testing import RedisServer, running_worker
+from tests.conftest import make_settings
 
 RK = "default"
 IDLE = "bananas:{default}:idle"

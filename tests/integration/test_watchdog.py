@@ -11,8 +11,9 @@ from bananas import Bananas
 from bananas.brokers.base import Delivery, Offer
 from bananas.observability import health as health_module
 from bananas.observability.health import worker_live
+from bananas.testing import running_worker
 from bananas.worker import worker as worker_module
-from tests.conftest import make_settings, running_worker
+from tests.conftest import make_settings
 
 
 async def test_stuck_fetch_loop_is_rebuilt(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
