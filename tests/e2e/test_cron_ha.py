@@ -80,7 +80,7 @@ def test_every_tick_fires_once_through_kill_and_pause(
     duration, kill_at, stop_at, stop_for = 60 * scale, 20 * scale, 40 * scale, 10 * scale
 
     def until(t: float) -> None:
-        time.sleep(max(0.0, t0 + t - time.time()))
+        time.sleep(max(0.0, t0 + t - time.time()))  # the test follows a wall-clock timeline
 
     def current_leader() -> int:
         pid = wait_until(lambda: leader_pid(url), timeout=10, what="a scheduler leader")
