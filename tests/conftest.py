@@ -1,12 +1,12 @@
-"""Fixtures: a real redis-server for the run, broker URLs for the contract suite, workers."""
+"""Fixtures: broker URLs for the contract suite, test settings.
+
+The redis-server of the run (``redis_server``, ``redis_url``) comes from the project's own
+pytest plugin, ``bananas.testing.plugin``; ``pytester`` tests that plugin."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import os
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,21 +17,11 @@ from bananas import Bananas
 from bananas.brokers.redis import RedisBroker
 from bananas.settings import JobDefaults, SchedulerSettings, Settings, WorkerSettings
 from bananas.testing import RedisServer
-from bananas.worker import Worker
+from bananas.testing.plugin import require_redis_server
+
+pytest_plugins = ["pytester"]
 
 BROKERS = ["redis", "sqlite"]
-
-
-def redis_available() -> bool:
-    return shutil.which("redis-server") is not None
-
-
-def require_redis() -> None:
-    """Skip without redis-server, except under CI=true where that is a failure."""
-    if not redis_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is missing and CI=true: install it (apt-get install redis-server)")
-        pytest.skip("redis-server is not installed")
 
 
 @pytest.fixture(autouse=True)
@@ -58,15 +48,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    require_redis()
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.kill()
-
-
 @pytest.fixture
 async def redis_broker(redis_server: RedisServer) -> AsyncIterator[RedisBroker]:
     """A ``RedisBroker`` on the session's redis-server, emptied first."""
@@ -79,7 +60,7 @@ async def redis_broker(redis_server: RedisServer) -> AsyncIterator[RedisBroker]:
 @pytest.fixture
 def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own (persistent AOF), for fault tests."""
-    require_redis()
+    require_redis_server()
     server = RedisServer(tmp_path, persistent=True)
     server.start()
     yield server
@@ -89,11 +70,8 @@ def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture(params=BROKERS)
 def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        client = server.client()
-        client.flushall()
-        client.close()
-        return server.url
+        url: str = request.getfixturevalue("redis_url")
+        return url
     return f"sqlite:///{tmp_path}/bananas.db"
 
 
@@ -114,16 +92,3 @@ def make_app(broker_url: str) -> Callable[..., Bananas]:
         return Bananas(settings=make_settings(broker_url, **worker))
 
     return make
-
-
-@contextlib.asynccontextmanager
-async def running_worker(app: Bananas, **worker: Any) -> AsyncIterator[Worker]:
-    """Run an in-process worker for the duration of the block."""
-    settings = dataclasses.replace(app.settings, worker=dataclasses.replace(app.settings.worker, **worker))
-    w = Worker(app, settings)
-    task = asyncio.create_task(w.run())
-    try:
-        yield w
-    finally:
-        w.stop()
-        await asyncio.wait_for(task, 30)

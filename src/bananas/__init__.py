@@ -14,6 +14,7 @@ from bananas.errors import (
     JobFailed,
     JobNotFound,
     JobTimeout,
+    JoinTimeout,
     MissingDependencyError,
     PayloadError,
     PayloadTooLarge,
@@ -21,6 +22,7 @@ from bananas.errors import (
     RateLimitExceeded,
     ResultError,
     ResultTimeout,
+    WaitTimeout,
 )
 from bananas.job import DeadReason, Job, JobStatus, Priority, RetryPolicy
 from bananas.schedule import Schedule
@@ -42,6 +44,7 @@ __all__ = [
     "Job",
     "JobError",
     "JobFailed",
+    "JoinTimeout",
     "JobNotFound",
     "JobSpec",
     "JobStatus",
@@ -58,5 +61,6 @@ __all__ = [
     "Schedule",
     "Settings",
     "Task",
+    "WaitTimeout",
     "__version__",
 ]

@@ -190,6 +190,12 @@ class Bananas:
 
         return register
 
+    def close(self) -> None:
+        """Close the connections of ``app.client`` (a later use opens new ones)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     @property
     def client(self) -> Client:
         """A synchronous client on this app's broker that knows its tasks."""

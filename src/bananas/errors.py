@@ -11,6 +11,8 @@ BananasError
 │   └── BrokerUnavailable
 ├── JobError: JobNotFound, JobTimeout, JobFailed
 ├── ResultError: ResultTimeout
+├── WaitTimeout                  bananas.testing: a condition did not hold in time
+│   └── JoinTimeout              a queue did not drain in time
 └── RateLimitExceeded
 ```
 """
@@ -89,6 +91,16 @@ class RateLimitExceeded(BananasError):
     """A rate limit refused the operation."""
 
 
+class WaitTimeout(BananasError, TimeoutError):
+    """``bananas.testing.wait_until``: the condition did not hold in time; the message says
+    what was awaited."""
+
+
+class JoinTimeout(WaitTimeout):
+    """``bananas.testing.join``: the routing keys still had work when the timeout ran out;
+    the message says what was still pending."""
+
+
 __all__ = [
     "BananasError",
     "BrokerError",
@@ -96,6 +108,7 @@ __all__ = [
     "ConfigurationError",
     "JobError",
     "JobFailed",
+    "JoinTimeout",
     "JobNotFound",
     "JobTimeout",
     "MissingDependencyError",
@@ -105,4 +118,5 @@ __all__ = [
     "RateLimitExceeded",
     "ResultError",
     "ResultTimeout",
+    "WaitTimeout",
 ]

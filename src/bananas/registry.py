@@ -9,12 +9,13 @@ schedules are declared.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypedDict
 
+from bananas.brokers.base import Broker
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError
-from bananas.job import RetryPolicy, check_job_name, check_routing_key, parse_priority, to_seconds
+from bananas.job import Job, RetryPolicy, check_job_name, check_routing_key, parse_priority, to_seconds
 from bananas.middleware import Middleware, WorkerView
 from bananas.schedule import ScheduleRegistry
 from bananas.settings import Settings
@@ -79,6 +80,21 @@ class TaskDefinition:
         return doc.splitlines()[0].strip() if doc else ""
 
 
+class InlineRunner(Protocol):
+    """Runs submitted jobs in this process instead of leaving them to workers: eager mode
+    (``bananas.testing.eager``). The clients of a registry that has one call it in place
+    of the broker's enqueue."""
+
+    def check(self, names: Iterable[str]) -> None:
+        """Raise ``ConfigurationError`` for a task name this registry has no handler for."""
+
+    async def run(self, broker: Broker, jobs: Sequence[tuple[Job, bytes]]) -> None:
+        """Store the jobs, run each and store its outcome, on the running event loop."""
+
+    def run_blocking(self, broker: Broker, jobs: Sequence[tuple[Job, bytes]]) -> None:
+        """``run`` for synchronous callers: never on an event loop the caller is running."""
+
+
 class Registry:
     """Tasks, schedules, middleware and settings of one application.
 
@@ -95,6 +111,8 @@ class Registry:
         self.middleware: list[Middleware] = list(middleware)
         #: workers running this registry's tasks in this process (for metrics snapshots).
         self.workers: weakref.WeakSet[WorkerView] = weakref.WeakSet()
+        #: set while eager mode is on: submits run their jobs in-process (``bananas.testing.eager``).
+        self.eager: InlineRunner | None = None
 
     @property
     def registry(self) -> Registry:

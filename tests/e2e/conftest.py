@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,18 +35,6 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
-
-
-def eventually(check: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    """Poll a cross-process condition (no event crosses the process boundary)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from bananas import BrokerUnavailable, Client, JobStatus
-from bananas.testing import RedisServer, free_port
-from tests.e2e.conftest import WorkerProcess, eventually
+from bananas.testing import RedisServer, free_port, wait_until
+from tests.e2e.conftest import WorkerProcess
 
 SpawnWorker = Callable[..., WorkerProcess]
 
@@ -68,7 +68,7 @@ def test_idle_worker_sends_at_most_one_command_per_second(fresh_redis: RedisServ
     client = Client(fresh_redis.url)
     assert client.submit_and_wait("noop", {}, timeout=10) is None  # the worker is up and idle now
     client.close()
-    eventually(lambda: probe.get("bananas:scheduler:leader"), what="scheduler leadership")
+    wait_until(lambda: probe.get("bananas:scheduler:leader"), what="scheduler leadership")
     window = 10.0
     sent: list[str] = []
     with probe.monitor() as monitor:  # type: ignore[no-untyped-call]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bananas import Client, JobStatus, PayloadError
-from tests.e2e.conftest import WorkerProcess, eventually
+from bananas.testing import wait_until
+from tests.e2e.conftest import WorkerProcess
 from tests.e2e.test_cli import bananas
 
 
@@ -24,7 +25,7 @@ def test_a_service_without_the_handlers_reaches_the_email_worker(
         request.getfixturevalue("redis_server").client().flushall()
     worker = spawn_worker(url, "--routing-keys", "email", "--concurrency", "2")
     with Client(url) as client:
-        eventually(lambda: any(t.name == "send_email" and t.workers for t in client.tasks()), 20, "the catalogue")
+        wait_until(lambda: any(t.name == "send_email" and t.workers for t in client.tasks()), 20, "the catalogue")
         job = client.wait(client.submit("send_email", {"to": "a@b.c", "subject": "hi"}), 20)
         assert (job.status, job.routing_key, job.priority, job.max_retries, job.timeout) == (
             JobStatus.COMPLETED, "email", 90, 5, 30.0,

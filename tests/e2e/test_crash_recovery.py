@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bananas import Client, JobStatus
-from tests.e2e.conftest import WorkerProcess, eventually
+from bananas.testing import wait_until
+from tests.e2e.conftest import WorkerProcess
 
 SpawnWorker = Callable[..., WorkerProcess]
 
@@ -18,7 +19,7 @@ def test_sigkilled_worker_job_runs_again_elsewhere(broker_url: str, spawn_worker
     job_id = client.submit("stall_once", {"tag": "k"})
     quick = [client.submit("noop", {}) for _ in range(5)]
     first = spawn_worker(broker_url, "--lease", "1", "--concurrency", "10")
-    eventually((tmp_path / "k.started").exists, what="the job to start on the first worker")
+    wait_until((tmp_path / "k.started").exists, what="the job to start on the first worker")
     for q in quick:
         assert client.wait(q, 10).status is JobStatus.COMPLETED
     first.signal(signal.SIGKILL)

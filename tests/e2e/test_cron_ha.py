@@ -15,8 +15,9 @@ import pytest
 
 from bananas.brokers import from_url
 from bananas.job import Job
-from tests.conftest import require_redis
-from tests.e2e.conftest import WorkerProcess, eventually
+from bananas.testing import wait_until
+from bananas.testing.plugin import require_redis_server
+from tests.e2e.conftest import WorkerProcess
 
 LEADER_TTL_S = 2.0
 
@@ -61,7 +62,7 @@ def test_every_tick_fires_once_through_kill_and_pause(
     spawn_worker: Callable[..., WorkerProcess],
 ) -> None:  # fmt: skip
     if broker == "redis":
-        require_redis()
+        require_redis_server()
         server = request.getfixturevalue("redis_server")
         client = server.client()
         client.flushall()
@@ -79,10 +80,10 @@ def test_every_tick_fires_once_through_kill_and_pause(
     duration, kill_at, stop_at, stop_for = 60 * scale, 20 * scale, 40 * scale, 10 * scale
 
     def until(t: float) -> None:
-        time.sleep(max(0.0, t0 + t - time.time()))
+        time.sleep(max(0.0, t0 + t - time.time()))  # the test follows a wall-clock timeline
 
     def current_leader() -> int:
-        pid = eventually(lambda: leader_pid(url), timeout=10, what="a scheduler leader")
+        pid = wait_until(lambda: leader_pid(url), timeout=10, what="a scheduler leader")
         assert isinstance(pid, int) and pid in procs
         return pid
 
@@ -132,9 +133,9 @@ def test_schedules_cli_list_disable_enable_run_now(broker_url: str, spawn_worker
         rows = json.loads(cli("list", "--json"))
         return rows[0] if rows else {}
 
-    eventually(lambda: int(state().get("run_count", 0)) >= 2, 20, "the schedule to fire")  # type: ignore[call-overload]
+    wait_until(lambda: int(state().get("run_count", 0)) >= 2, 20, "the schedule to fire")  # type: ignore[call-overload]
     assert state()["cron"] == "*/1 * * * * *" and state()["enabled"] is True
-    eventually(lambda: state().get("last_success"), 20, "a fired job to complete")
+    wait_until(lambda: state().get("last_success"), 20, "a fired job to complete")
     assert "every-second" in cli("disable", "every-second")
     count = int(state()["run_count"])  # type: ignore[call-overload]
     time.sleep(2.5)  # wall-clock time is the thing under test: nothing fires while disabled
@@ -142,5 +143,5 @@ def test_schedules_cli_list_disable_enable_run_now(broker_url: str, spawn_worker
     job_id = cli("run-now", "every-second").strip()
     assert len(job_id) == 26
     cli("enable", "every-second")
-    eventually(lambda: int(state()["run_count"]) >= count + 4, 20, "firing to resume")  # type: ignore[call-overload]
+    wait_until(lambda: int(state()["run_count"]) >= count + 4, 20, "firing to resume")  # type: ignore[call-overload]
     assert w.alive()

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bananas import Client
-from bananas.testing import RedisServer, free_port
-from tests.e2e.conftest import ROOT, eventually
+from bananas.testing import RedisServer, free_port, wait_until
+from tests.e2e.conftest import ROOT
 from tests.e2e.test_observability import get
 
 Dashboard = Callable[..., tuple[subprocess.Popen[bytes], str]]
@@ -45,7 +45,7 @@ def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
             )  # fmt: skip
         started.append(proc)
         base = f"http://127.0.0.1:{port}"
-        eventually(lambda: get(f"{base}/health")[0] == 200 or proc.poll() is not None, 20, "the dashboard")
+        wait_until(lambda: get(f"{base}/health")[0] == 200 or proc.poll() is not None, 20, "the dashboard")
         assert proc.poll() is None, log.read_text()
         return proc, base
 
@@ -83,12 +83,12 @@ def test_dashboard_endpoints_follow_the_broker(dashboard: Dashboard, fresh_redis
     assert bananas("health", "--endpoint", base, "--timeout", "3").returncode == 0
 
     fresh_redis.kill()
-    eventually(lambda: get(f"{base}/ready")[0] == 503, 5, "/ready reports the broker loss")
+    wait_until(lambda: get(f"{base}/ready")[0] == 503, 5, "/ready reports the broker loss")
     assert json.loads(get(f"{base}/ready")[1])["broker"] == "unreachable"
     assert get(f"{base}/health")[0] == 200  # alive all the same
     assert bananas("health", "--endpoint", base, "--timeout", "3").returncode == 1
     fresh_redis.start()
-    eventually(lambda: get(f"{base}/ready")[0] == 200, 5, "/ready reports the recovery")
+    wait_until(lambda: get(f"{base}/ready")[0] == 200, 5, "/ready reports the recovery")
     assert bananas("health", "--endpoint", base, "--timeout", "3").returncode == 0
 
     proc.send_signal(signal.SIGTERM)

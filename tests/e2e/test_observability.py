@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from bananas import Client
 from bananas.observability.tracing import TracingMiddleware
-from bananas.testing import RedisServer, free_port
-from tests.e2e.conftest import ROOT, WorkerProcess, eventually
+from bananas.testing import RedisServer, free_port, wait_until
+from tests.e2e.conftest import ROOT, WorkerProcess
 
 Spawn = Callable[..., WorkerProcess]
 
@@ -43,15 +43,15 @@ def bananas_health(port: int) -> int:
 def test_health_shows_broker_loss_and_recovery_within_5_s(spawn_worker: Spawn, fresh_redis: RedisServer) -> None:
     port = free_port()
     spawn_worker(fresh_redis.url, "--metrics-port", str(port))
-    eventually(lambda: get(f"http://127.0.0.1:{port}/ready")[0] == 200, 15, "worker ready")
+    wait_until(lambda: get(f"http://127.0.0.1:{port}/ready")[0] == 200, 15, "worker ready")
     assert get(f"http://127.0.0.1:{port}/health")[0] == 200
     assert bananas_health(port) == 0
     fresh_redis.kill()
-    eventually(lambda: get(f"http://127.0.0.1:{port}/ready")[0] == 503, 5, "/ready reports the broker loss")
+    wait_until(lambda: get(f"http://127.0.0.1:{port}/ready")[0] == 503, 5, "/ready reports the broker loss")
     assert json.loads(get(f"http://127.0.0.1:{port}/ready")[1])["broker"] == "unreachable"
     assert bananas_health(port) == 1
     fresh_redis.start()
-    eventually(lambda: get(f"http://127.0.0.1:{port}/ready")[0] == 200, 5, "/ready reports the recovery")
+    wait_until(lambda: get(f"http://127.0.0.1:{port}/ready")[0] == 200, 5, "/ready reports the recovery")
     assert get(f"http://127.0.0.1:{port}/health")[0] == 200
 
 
@@ -66,7 +66,7 @@ def test_prometheus_sums_supervised_processes(spawn_worker: Spawn, redis_server:
             return {}
         return {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln and ln[0] != "#"}
 
-    eventually(lambda: metrics().get("bananas_workers") == 2.0, 20, "both children counted")
+    wait_until(lambda: metrics().get("bananas_workers") == 2.0, 20, "both children counted")
     client = Client(redis_server.url)
     ids = [client.submit("sleepy", {"seconds": 0.02}) for _ in range(40)]
     for job_id in ids:
@@ -74,7 +74,7 @@ def test_prometheus_sums_supervised_processes(spawn_worker: Spawn, redis_server:
     client.close()
 
     key = 'bananas_jobs_completed_total{name="sleepy",status="completed"}'
-    eventually(lambda: metrics().get(key) == 40.0, 15, "40 completions summed over both children")
+    wait_until(lambda: metrics().get(key) == 40.0, 15, "40 completions summed over both children")
     m = metrics()
     assert m["bananas_workers"] == 2.0 and m["bananas_worker_concurrency"] == 4.0
     assert m["bananas_dlq_size"] == 0.0 and m["bananas_broker_up"] == 1.0
@@ -102,7 +102,7 @@ def test_trace_continues_in_a_worker_process(spawn_worker: Spawn, redis_server: 
         acks = [s for s in found if s["name"] == "bananas.ack" and s["trace_id"] == trace_id]
         return found if len(acks) == 2 else None
 
-    spans = eventually(worker_spans, 15, "the worker's spans")
+    spans = wait_until(worker_spans, 15, "the worker's spans")
     assert isinstance(spans, list)
     mine = [s for s in spans if s["trace_id"] == trace_id]
     executes = [s for s in mine if s["name"] == "bananas.execute traced"]

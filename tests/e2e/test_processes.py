@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bananas import Client, JobStatus
-from tests.e2e.conftest import ROOT, WorkerProcess, eventually
+from bananas.testing import wait_until
+from tests.e2e.conftest import ROOT, WorkerProcess
 
 SpawnWorker = Callable[..., WorkerProcess]
 
@@ -23,12 +24,12 @@ def children(pid: int) -> set[int]:
 
 def test_supervisor_restarts_a_dead_child_and_stops_cleanly(broker_url: str, spawn_worker: SpawnWorker) -> None:
     supervisor = spawn_worker(broker_url, "--processes", "2", "--concurrency", "4")
-    first = eventually(lambda: children(supervisor.pid) if len(children(supervisor.pid)) == 2 else None,
+    first = wait_until(lambda: children(supervisor.pid) if len(children(supervisor.pid)) == 2 else None,
                        what="two worker processes")  # fmt: skip
     assert isinstance(first, set)
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
-    eventually(lambda: len(children(supervisor.pid) - {victim}) == 2, what="a replacement child")
+    wait_until(lambda: len(children(supervisor.pid) - {victim}) == 2, what="a replacement child")
     client = Client(broker_url)
     pids = {client.submit_and_wait("pid", {}, timeout=20) for _ in range(10)}
     assert victim not in pids and pids <= children(supervisor.pid)

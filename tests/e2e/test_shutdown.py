@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 
 from bananas import Client, JobStatus
-from tests.e2e.conftest import WorkerProcess, eventually
+from bananas.testing import wait_until
+from tests.e2e.conftest import WorkerProcess
 
 SpawnWorker = Callable[..., WorkerProcess]
 
@@ -23,7 +24,7 @@ def test_sigterm_finishes_short_jobs_and_requeues_long_ones(broker_url: str, spa
         jobs = [client.get_job(short), client.get_job(long)]
         return all(j is not None and j.status is JobStatus.PROCESSING for j in jobs)
 
-    eventually(both_running, what="two jobs processing")
+    wait_until(both_running, what="two jobs processing")
     t0 = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(15) == 0

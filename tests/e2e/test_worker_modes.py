@@ -7,7 +7,8 @@ import sys
 from collections.abc import Callable
 
 from bananas import Client, JobStatus
-from tests.e2e.conftest import ROOT, WorkerProcess, eventually
+from bananas.testing import wait_until
+from tests.e2e.conftest import ROOT, WorkerProcess
 
 
 def status(client: Client, job_id: str) -> JobStatus | None:
@@ -15,8 +16,9 @@ def status(client: Client, job_id: str) -> JobStatus | None:
     return None if job is None else job.status
 
 
-def completed(client: Client, job_id: str) -> Callable[[], bool]:
-    return lambda: status(client, job_id) is JobStatus.COMPLETED
+def completed(client: Client, job_id: str, timeout: float = 20) -> bool:
+    """Wait for the job's outcome (the broker notifies ``wait``: no polling)."""
+    return client.wait(job_id, timeout).status is JobStatus.COMPLETED
 
 
 def test_thin_and_default_modes_run_everything(broker_url: str, spawn_worker: Callable[..., WorkerProcess]) -> None:
@@ -25,7 +27,7 @@ def test_thin_and_default_modes_run_everything(broker_url: str, spawn_worker: Ca
             w = spawn_worker(broker_url, "--mode", mode, "--concurrency", concurrency)
             ids = [client.submit("noop", priority=p) for p in ("high", "low")]
             for job_id in ids:
-                eventually(completed(client, job_id), 20, f"{mode} worker to run {job_id}")
+                assert completed(client, job_id), f"{mode} worker to run {job_id}"
             w.signal(15)
             assert w.wait(30) == 0, w.output()
 
@@ -37,9 +39,9 @@ def test_specialized_mode_takes_only_its_priorities(
         low = client.submit("noop", priority="low")
         high = client.submit("noop", priority="high")
         spawn_worker(broker_url, "--mode", "specialized", "--priorities", "high")
-        eventually(completed(client, high), 20, "the high-priority job")
+        assert completed(client, high)
         later = client.submit("noop", priority=95)
-        eventually(completed(client, later), 20, "a later high-priority job")
+        assert completed(client, later)
         job = client.get_job(low)
         assert job is not None and job.status is JobStatus.PENDING and job.deliveries == 0
 
@@ -51,7 +53,7 @@ def test_job_specialized_mode_takes_only_its_job_types(
         other = client.submit("noop")
         mine = client.submit("pid")
         spawn_worker(broker_url, env={"WORKER_MODE": "job-specialized", "WORKER_JOB_TYPES": "pid,sleepy"})
-        eventually(completed(client, mine), 20, "the pid job")
+        assert completed(client, mine)
         job = client.get_job(other)
         assert job is not None and job.status is JobStatus.PENDING and job.deliveries == 0
 
@@ -60,7 +62,7 @@ def test_scheduler_only_mode_runs_no_jobs(broker_url: str, spawn_worker: Callabl
     with Client(broker_url) as client:
         spawn_worker(broker_url, "--mode", "scheduler-only")
         delayed = client.submit("noop", delay=0.3)
-        eventually(lambda: status(client, delayed) is JobStatus.PENDING, 20, "the scheduler to move the delayed job")
+        wait_until(lambda: status(client, delayed) is JobStatus.PENDING, 20, "the scheduler to move the delayed job")
         job = client.get_job(delayed)
         assert job is not None and job.deliveries == 0
 

@@ -141,7 +141,7 @@ async def test_delayed_job_waits_until_due(broker: Broker) -> None:
     assert seen is not None and seen.status is JobStatus.SCHEDULED
     await broker.tick(3, 86400)
     assert await broker.dequeue(["default"], 1, 30, "w") == []
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(0.45)  # the delay is wall-clock time: let it pass
     await broker.tick(3, 86400)
     assert [d.id for d in await broker.dequeue(["default"], 1, 30, "w")] == [job[0].id]
 
@@ -212,7 +212,7 @@ async def test_renew_keeps_lease_and_reports_loss_and_cancel(broker: Broker) -> 
     await broker.enqueue([make_job(), make_job()])
     a, b = await broker.dequeue(["default"], 2, 0.2, "w")
     assert await broker.renew([Lease(a.id, "default", a.token), Lease(b.id, "default", b.token)], 30) == ["ok", "ok"]
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # past the first lease (0.2 s): time is what is under test
     assert (await broker.tick(3, 86400)).recovered == 0
     assert await broker.cancel(a.id) == "processing"
     states = await broker.renew([Lease(a.id, "default", a.token), Lease(b.id, "default", b.token + 5)], 30)
@@ -231,7 +231,7 @@ async def test_requeue_gives_jobs_back_without_counting_delivery(broker: Broker)
         [d] = await broker.dequeue(["default"], 1, 30, "w")
         await broker.requeue([Lease(d.id, "default", d.token)])
     [d] = await broker.dequeue(["default"], 1, 0.01, "w")
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.03)  # the 10 ms lease lapses: time is what is under test
     assert (await broker.tick(3, 86400)).recovered == 1
 
 
@@ -240,7 +240,7 @@ async def test_cancel_pending_and_scheduled_jobs_never_run(broker: Broker) -> No
     await broker.enqueue([pending, scheduled])
     assert await broker.cancel(pending[0].id) == "pending"
     assert await broker.cancel(scheduled[0].id) == "scheduled"
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.06)  # past the cancelled job's due time: time is what is under test
     await broker.tick(3, 86400)
     assert await broker.dequeue(["default"], 10, 30, "w") == []
     seen = await broker.get_job(pending[0].id)
@@ -253,7 +253,8 @@ async def test_wait_for_work_wakes_on_enqueue(broker: Broker) -> None:
     assert await broker.dequeue(["default"], 1, 30, "w") == []
     other = broker.clone()
     waiter = asyncio.create_task(broker.wait_for_work(["default"], 5))
-    await asyncio.sleep(0.05)
+    # Time is what is checked here: with nothing ready, the waiter must still block after 50 ms.
+    assert not (await asyncio.wait({waiter}, timeout=0.05))[0]
     t0 = time.monotonic()
     await other.enqueue([make_job()])
     await asyncio.wait_for(waiter, 5)
@@ -264,7 +265,8 @@ async def test_wait_for_work_wakes_on_enqueue(broker: Broker) -> None:
 async def test_wait_for_schedule_wakes_on_earlier_delayed_job(broker: Broker) -> None:
     other = broker.clone()
     waiter = asyncio.create_task(broker.wait_for_schedule(5))
-    await asyncio.sleep(0.05)
+    # Time is what is checked here: with nothing scheduled, the waiter must still block after 50 ms.
+    assert not (await asyncio.wait({waiter}, timeout=0.05))[0]
     t0 = time.monotonic()
     await other.enqueue([make_job(at=time.time() + 60)])
     await asyncio.wait_for(waiter, 5)
@@ -274,10 +276,13 @@ async def test_wait_for_schedule_wakes_on_earlier_delayed_job(broker: Broker) ->
 
 async def test_queue_stats_by_priority(broker: Broker) -> None:
     await broker.enqueue([make_job(priority=90), make_job(priority=90), make_job(priority=10)])
-    await broker.enqueue([make_job(rk="email", at=time.time() + 60)])
+    soon = time.time() + 60
+    await broker.enqueue([make_job(rk="email", at=soon + 30), make_job(rk="email", at=soon)])
     stats = {s.routing_key: s for s in await broker.queue_stats()}
-    assert stats["default"].ready_by_priority == {90: 2, 10: 1}
-    assert stats["email"].scheduled == 1 and stats["email"].ready == 0
+    assert stats["default"].ready_by_priority == {90: 2, 10: 1} and stats["default"].next_scheduled_at is None
+    assert stats["email"].scheduled == 2 and stats["email"].ready == 0
+    due = stats["email"].next_scheduled_at
+    assert due is not None and abs(due - soon) < 0.01
     await broker.dequeue(["default"], 1, 30, "w")
     stats = {s.routing_key: s for s in await broker.queue_stats()}
     assert stats["default"].processing == 1 and stats["default"].ready_by_priority == {90: 1, 10: 1}
@@ -298,7 +303,7 @@ async def test_leader_lock_is_exclusive_with_increasing_tokens(broker: Broker) -
     await broker.release_leader("one")
     t2 = await broker.acquire_leader("two", 0.1)
     assert t2 is not None and t2 > t1
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0.15)  # the 0.1 s leader lock expires: time is what is under test
     t3 = await broker.acquire_leader("one", 1)
     assert t3 is not None and t3 > t2
 
@@ -332,7 +337,7 @@ async def test_finished_records_expire_after_their_ttl(broker: Broker) -> None:
     assert await broker.get_job(done.id) is None
     kept = await broker.get_job(dead.id)
     assert kept is not None and kept.status is JobStatus.FAILED
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the failed TTL too
     assert await broker.get_job(dead.id) is None
 
 

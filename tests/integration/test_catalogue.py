@@ -11,8 +11,9 @@ import pytest
 
 from bananas import AsyncClient, Bananas, Client, Context, JobStatus, PayloadError, Priority, RetryPolicy
 from bananas.settings import JobDefaults
+from bananas.testing import running_worker
 from bananas.worker import Worker
-from tests.conftest import make_settings, running_worker
+from tests.conftest import make_settings
 
 
 def email_app(url: str) -> Bananas:

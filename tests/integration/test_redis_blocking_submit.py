@@ -13,12 +13,12 @@ import pytest
 
 from bananas import BrokerUnavailable, Client, JobSpec
 from bananas.testing import RedisServer
-from tests.conftest import require_redis
+from bananas.testing.plugin import require_redis_server
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    require_redis()
+    require_redis_server()
     server = RedisServer(tmp_path)
     server.start()
     yield server

@@ -13,8 +13,8 @@ from bananas import Bananas, Client, wire
 from bananas.brokers.base import Lease, Offer, Outcome
 from bananas.brokers.redis import RedisBroker
 from bananas.job import Job, JobStatus, new_id
-from bananas.testing import RedisServer
-from tests.conftest import make_settings, running_worker
+from bananas.testing import RedisServer, running_worker, wait_until_async
+from tests.conftest import make_settings
 
 RK = "default"
 IDLE = "bananas:{default}:idle"
@@ -102,8 +102,7 @@ async def test_a_worker_runs_handed_jobs_and_withdraws_when_it_stops(redis_serve
     client = Client(redis_server.url)
     r = redis_server.client()
     async with running_worker(app) as worker:
-        while not r.zcard(IDLE):  # the idle worker's offer is registered
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: r.zcard(IDLE), 10, "the idle worker's offer")
         job_id = client.submit("hello", {})
         done = await asyncio.to_thread(client.wait, job_id, 10)
         assert done.result == "hi" and done.deliveries == 1 and done.worker == worker.id

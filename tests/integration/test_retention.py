@@ -19,8 +19,8 @@ from bananas.brokers.redis.layout import prefix
 from bananas.job import Job, new_id
 from bananas.scheduler import Scheduler
 from bananas.settings import Settings
-from bananas.testing import RedisServer
-from tests.conftest import make_settings, running_worker
+from bananas.testing import RedisServer, running_worker
+from tests.conftest import make_settings
 
 DAY_S = 86400.0
 

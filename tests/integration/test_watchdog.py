@@ -11,8 +11,9 @@ from bananas import Bananas
 from bananas.brokers.base import Delivery, Offer
 from bananas.observability import health as health_module
 from bananas.observability.health import worker_live
+from bananas.testing import running_worker, wait_until_async
 from bananas.worker import worker as worker_module
-from tests.conftest import make_settings, running_worker
+from tests.conftest import make_settings
 
 
 async def test_stuck_fetch_loop_is_rebuilt(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,9 +38,7 @@ async def test_stuck_fetch_loop_is_rebuilt(broker_url: str, monkeypatch: pytest.
 
         monkeypatch.setattr(worker.broker, "wait_for_work", wait_for_work)
         await asyncio.wait_for(hung.wait(), 10)
-        await asyncio.sleep(0.01)
-        while worker.fetch_restarts == 0:
-            await asyncio.sleep(0.02)
+        await wait_until_async(lambda: worker.fetch_restarts > 0, 10, "the watchdog to rebuild the fetch loop")
         assert await client.submit_and_wait("hello", timeout=10) == "hi"
         assert worker_live(worker).status == 200
     await client.close()
@@ -64,11 +63,9 @@ async def test_health_fails_while_the_fetch_loop_is_stuck(broker_url: str, monke
 
         monkeypatch.setattr(worker.broker, "wait_for_work", wait_for_work)
         await asyncio.wait_for(stuck.wait(), 10)
-        while worker.fetch_stalled_s < 0.3:  # the clock, not an event: the stall must last
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: worker.fetch_stalled_s >= 0.3, 10, "the stall to last 0.3 s")
         sick = worker_live(worker)
         assert sick.status == 503 and worker.fetch_restarts == 0
         release.set()
-        while worker.fetch_stalled_s >= 0.3:
-            await asyncio.sleep(0.02)
+        await wait_until_async(lambda: worker.fetch_stalled_s < 0.3, 10, "the fetch loop to recover")
         assert worker_live(worker).status == 200

@@ -282,7 +282,8 @@ async def test_watch_cancel_and_renew(redis_server: Server) -> None:
 
 async def test_the_doc_and_the_python_client_and_worker_agree(redis_server: Server) -> None:
     from bananas import Bananas, JobStatus
-    from tests.conftest import make_settings, running_worker
+    from bananas.testing import running_worker
+    from tests.conftest import make_settings
 
     c = await plain(redis_server)
     app = Bananas(settings=make_settings(redis_server.url))

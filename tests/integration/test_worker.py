@@ -25,7 +25,7 @@ from bananas import (
     wire,
 )
 from bananas.job import Job, new_id
-from tests.conftest import running_worker
+from bananas.testing import running_worker
 
 FAST = RetryPolicy(base_s=0.02, max_s=0.1)
 

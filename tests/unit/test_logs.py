@@ -28,14 +28,7 @@ from bananas.observability.logs import (
     TextFormatter,
     cloud_id_url,
 )
-
-
-def wait_for(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
+from bananas.testing import wait_until
 
 
 class ListHandler(logging.Handler):
@@ -257,9 +250,9 @@ def test_bulk_indexing_into_daily_indices_by_bytes_and_interval(bulk: BulkServer
     handler = es_handler(bulk.url, index_prefix="bananas-test", username="u", password="p", max_buffer_bytes=1 << 20)
     for i in range(50):  # > flush_bytes: sent by size
         handler.handle(make_record("msg %d", i, job_id=f"J{i}"))
-    wait_for(lambda: len(bulk.docs) == 50)
+    wait_until(lambda: len(bulk.docs) == 50, 10, "50 documents sent by size")
     handler.handle(make_record("alone"))  # small: sent by the interval
-    wait_for(lambda: len(bulk.docs) == 51)
+    wait_until(lambda: len(bulk.docs) == 51, 10, "the 51st document sent by the interval")
     assert bulk.indices == {f"bananas-test-{time.strftime('%Y.%m.%d', time.gmtime())}"}
     doc = bulk.docs[0]
     assert doc["job_id"] == "J0" and doc["log_source"] == "bananas_internal" and "@timestamp" in doc
@@ -273,15 +266,15 @@ def test_partial_failures_retry_429_and_drop_bad_items(bulk: BulkServer) -> None
     for i in range(3):
         handler.handle(make_record("m %d", i))
     handler.flush()
-    wait_for(lambda: len(bulk.docs) == 2)  # the 429 item came back; the 400 one was dropped
+    wait_until(lambda: len(bulk.docs) == 2, 10, "the 429 item to come back (the 400 one is dropped)")
     assert sorted(d["message"] for d in bulk.docs) == ["m 0", "m 2"]
     assert handler.rejected == 1 and bulk.auth[0] == "ApiKey KEY"
     bulk.reject_whole = 429  # the whole request throttled: kept and retried
     handler.handle(make_record("later"))
     handler.flush()
-    wait_for(lambda: bulk.requests >= 3)
+    wait_until(lambda: bulk.requests >= 3, 10, "three bulk requests")
     bulk.reject_whole = None
-    wait_for(lambda: any(d["message"] == "later" for d in bulk.docs))
+    wait_until(lambda: any(d["message"] == "later" for d in bulk.docs), 10, "the later document")
     handler.close()
 
 
@@ -295,7 +288,7 @@ def test_breaker_falls_back_while_unreachable_and_recovers(bulk: BulkServer) -> 
     for i in range(3):
         handler.handle(make_record("lost? %d", i))
         handler.flush(1)
-    wait_for(lambda: breaker.is_open)
+    wait_until(lambda: breaker.is_open, 10, "the breaker to open")
     assert any("unreachable" in r.getMessage() for r in fallback.records)
     handler.handle(make_record("while open", level=logging.INFO))
     handler.handle(make_record("shown anyway", level=logging.ERROR))
@@ -306,10 +299,10 @@ def test_breaker_falls_back_while_unreachable_and_recovers(bulk: BulkServer) -> 
     try:
         handler.addresses = [revived.url]  # same cluster, new port (the old one is closed)
         assert url != revived.url
-        wait_for(lambda: not breaker.is_open, 5)
+        wait_until(lambda: not breaker.is_open, 5, "the breaker to close")
         handler.handle(make_record("back"))
         handler.flush()
-        wait_for(lambda: any(d["message"] == "back" for d in revived.docs))
+        wait_until(lambda: any(d["message"] == "back" for d in revived.docs), 10, "the document after recovery")
         assert any(d["message"].startswith("lost?") for d in revived.docs)  # the buffer was kept
         assert any("reachable again" in r.getMessage() for r in fallback.records)
     finally:
@@ -335,7 +328,7 @@ def test_a_stalled_cluster_never_blocks_the_logging_thread(bulk: BulkServer) -> 
     finally:
         bulk.hold.set()
     handler.flush()
-    wait_for(lambda: len(bulk.docs) == 3000 - handler.dropped)
+    wait_until(lambda: len(bulk.docs) == 3000 - handler.dropped, 10, "every document not dropped")
     indexed = {d["message"] for d in bulk.docs}
     assert indexed.isdisjoint(r.getMessage() for r in fallback.records) and len(indexed) == len(bulk.docs)
     handler.close()

@@ -101,6 +101,7 @@ class QueueStats:
     processing: int = 0
     dead: int = 0
     oldest_ready_at: float | None = None  # unix time the longest-waiting ready job became ready
+    next_scheduled_at: float | None = None  # unix time the earliest delayed or retry job is due
 
     @property
     def ready(self) -> int:

@@ -19,7 +19,7 @@ from bananas.errors import BananasError, ConfigurationError, JobFailed, JobNotFo
 from bananas.job import Job, JobStatus, Priority, to_seconds
 from bananas.middleware import Middleware, MiddlewareChain
 from bananas.observability.snapshot import MetricsSnapshot, collect_snapshot
-from bananas.registry import HasRegistry, Registry
+from bananas.registry import HasRegistry, InlineRunner, Registry
 from bananas.settings import Settings
 from bananas.submission import JobBuilder, JobSpec
 
@@ -60,6 +60,17 @@ def job_spec(name: str, payload: Mapping[str, Any] | None, options: SubmitOption
     except TypeError:
         unknown = sorted(set(rest) - set(JobSpec.__dataclass_fields__))
         raise ConfigurationError(f"unknown submit option(s): {', '.join(unknown)}") from None
+
+
+def result_of(done: Job) -> Any:
+    """A finished job's result.
+
+    Raises:
+        JobFailed: the job failed (dead-lettered) or was cancelled.
+    """
+    if done.status is not JobStatus.COMPLETED:
+        raise JobFailed(f"job {done.id} ({done.name}) {done.status.value}: {done.error or ''}".rstrip(": "), done)
+    return done.result
 
 
 def default_settings(app: HasRegistry | None) -> Settings:
@@ -145,12 +156,23 @@ class AsyncClient:
             ConfigurationError: unknown priority, illegal routing key, negative delay.
             BrokerUnavailable: the broker could not be reached within the timeout.
         """
-        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
+        eager = self._eager((name,))
+        if eager is None and self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
             await self._refresh_catalogue()
         job, body = self.builder.build(job_spec(name, payload, options))
-        await self._coalescer.enqueue((job, body))
+        if eager is not None:
+            await eager.run(self.broker, [(job, body)])
+        else:
+            await self._coalescer.enqueue((job, body))
         self.builder.submitted([(job, body)])
         return job.id
+
+    def _eager(self, names: Iterable[str]) -> InlineRunner | None:
+        """The app's eager runner when eager mode is on, after checking it knows ``names``."""
+        eager = self.registry.eager if self.registry is not None else None
+        if eager is not None:
+            eager.check(names)
+        return eager
 
     async def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
         """Submit many jobs in one round trip per routing key; return their ids in order.
@@ -159,11 +181,12 @@ class AsyncClient:
             PayloadError, ConfigurationError: any job is invalid (nothing is submitted).
         """
         given = [s if isinstance(s, JobSpec) else JobSpec(s[0], s[1]) for s in specs]
-        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue(s.name for s in given):
+        eager = self._eager(s.name for s in given)
+        if eager is None and self.catalogue.stale(time.time()) and self.builder.needs_catalogue(s.name for s in given):
             await self._refresh_catalogue()
         built = [self.builder.build(s) for s in given]
         if built:
-            await self.broker.enqueue(built)
+            await (eager.run(self.broker, built) if eager is not None else self.broker.enqueue(built))
             self.builder.submitted(built)
         return [job.id for job, _ in built]
 
@@ -233,15 +256,16 @@ class AsyncClient:
             ResultTimeout: no outcome within ``timeout``.
             JobFailed: the job failed (dead-lettered) or was cancelled.
         """
-        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
+        eager = self._eager((name,))
+        if eager is None and self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
             await self._refresh_catalogue()
         job, body = self.builder.build(job_spec(name, payload, options))
-        await self.broker.enqueue([(job, body)], watch=True)
+        if eager is not None:
+            await eager.run(self.broker, [(job, body)])
+        else:
+            await self.broker.enqueue([(job, body)], watch=True)
         self.builder.submitted([(job, body)])
-        done = await self.wait(job.id, timeout)
-        if done.status is not JobStatus.COMPLETED:
-            raise JobFailed(f"job {job.id} ({name}) {done.status.value}: {done.error or ''}".rstrip(": "), done)
-        return done.result
+        return result_of(await self.wait(job.id, timeout))
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job. A pending or scheduled job never runs; a running one sees

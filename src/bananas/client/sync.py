@@ -11,13 +11,20 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from bananas.brokers.base import Broker, QueueStats
 from bananas.catalogue import TaskInfo
-from bananas.client.aio import AsyncClient, SubmitOptions, WaitedJobOptions, default_settings, job_spec
+from bananas.client.aio import (
+    AsyncClient,
+    SubmitOptions,
+    WaitedJobOptions,
+    default_settings,
+    job_spec,
+    result_of,
+)
 from bananas.durations import Duration
 from bananas.errors import BananasError
 from bananas.job import Job
 from bananas.middleware import Middleware
 from bananas.observability.snapshot import MetricsSnapshot
-from bananas.registry import HasRegistry
+from bananas.registry import HasRegistry, InlineRunner
 from bananas.settings import Settings
 from bananas.submission import JobSpec
 
@@ -120,20 +127,37 @@ class Client:
         """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
         spec = job_spec(name, payload, options)
         core = self._core()
-        self._catalogue_for(core, (name,))
+        eager = self._eager((name,))
+        if eager is None:
+            self._catalogue_for(core, (name,))
         built = core.build(spec)
-        core.broker.enqueue_blocking([built])
+        if eager is not None:
+            eager.run_blocking(core.broker, [built])
+        else:
+            core.broker.enqueue_blocking([built])
         core.builder.submitted([built])
         return built[0].id
+
+    def _eager(self, names: Iterable[str]) -> InlineRunner | None:
+        """The app's eager runner when eager mode is on, after checking it knows ``names``."""
+        eager = self.app.registry.eager if self.app is not None else None
+        if eager is not None:
+            eager.check(names)
+        return eager
 
     def submit_many(self, specs: Iterable[JobSpec | tuple[str, Mapping[str, Any]]]) -> list[str]:
         """See ``AsyncClient.submit_many``. Runs without an event loop: one round trip."""
         core = self._core()
         given = [s if isinstance(s, JobSpec) else JobSpec(s[0], s[1]) for s in specs]
-        self._catalogue_for(core, [s.name for s in given])
+        eager = self._eager(s.name for s in given)
+        if eager is None:
+            self._catalogue_for(core, [s.name for s in given])
         built = [core.build(s) for s in given]
         if built:
-            core.broker.enqueue_blocking(built)
+            if eager is not None:
+                eager.run_blocking(core.broker, built)
+            else:
+                core.broker.enqueue_blocking(built)
             core.builder.submitted(built)
         return [job.id for job, _ in built]
 
@@ -197,6 +221,10 @@ class Client:
         **options: Unpack[WaitedJobOptions],
     ) -> Any:
         """See ``AsyncClient.submit_and_wait``."""
+        if self._eager((name,)) is not None:
+            # Run the job the way ``submit`` does (never on a loop this thread waits for),
+            # so a handler that submits and waits itself cannot deadlock the helper loop.
+            return result_of(self.wait(self.submit(name, payload, **options), timeout))
         return self._run(AsyncClient.submit_and_wait, name, payload, timeout=timeout, **options)
 
     def cancel(self, job_id: str) -> bool:

@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bananas import brokers
 from bananas.brokers.base import Broker, JobFilter, Lease, LeaseState, Offer, Outcome
@@ -90,6 +90,8 @@ class Worker:
         #: publishes the tasks this worker serves to the task catalogue.
         self.heartbeat = Heartbeat(self.broker, self.id, served)
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: called on the worker's loop with each stored batch of outcomes (``bananas.testing.join``).
+        self.on_stored: list[Callable[[Sequence[Outcome]], None]] = []
 
     # --- control -----------------------------------------------------------------
     @property
@@ -322,6 +324,8 @@ class Worker:
                 )  # fmt: skip
         self.processed += len(batch)
         self._slot_free.set()
+        for listener in list(self.on_stored):
+            listener(batch)
 
     def _report_progress(self, job_id: str, rk: str, value: float) -> None:
         if self._loop is not None:

@@ -135,7 +135,8 @@ class RedisInspection(RedisStore):
         results = await self._calls("stats", [([prefix(rk) + k for k in keys], ()) for rk in rks])
         stats = []
         for rk, res in zip(rks, results, strict=True):
-            by_prio = {int(res[i]): int(res[i + 1]) for i in range(4, len(res), 2)}
+            by_prio = {int(res[i]): int(res[i + 1]) for i in range(5, len(res), 2)}
             oldest = int(res[3]) / 1000 if int(res[3]) >= 0 else None
-            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest))
+            due = int(res[4]) / 1000 if int(res[4]) >= 0 else None
+            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest, due))
         return stats

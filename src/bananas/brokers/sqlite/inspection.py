@@ -122,6 +122,9 @@ def queue_stats(s: Session) -> list[QueueStats]:
         for attr, sql, args in counts:
             for rk, n in c.execute(sql, args):
                 setattr(stats.setdefault(rk, QueueStats(rk)), attr, n)
+        due = "SELECT routing_key, min(scheduled_for) FROM jobs WHERE status = 'scheduled' GROUP BY 1"
+        for rk, at in c.execute(due):
+            stats.setdefault(rk, QueueStats(rk)).next_scheduled_at = at
     for st in stats.values():
         st.ready_by_priority = dict(sorted(st.ready_by_priority.items(), reverse=True))
     return sorted(stats.values(), key=lambda st: st.routing_key)

@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks: a throwaway ``redis-server`` on a free port."""
+"""A throwaway ``redis-server`` on a free port, for tests and benchmarks."""
 
 from __future__ import annotations
 
