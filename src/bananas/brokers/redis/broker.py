@@ -70,6 +70,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
     async def close(self) -> None:
         await self._r.aclose()
         await self._rb.aclose()
+        await self._lean.close()
         if self._sync_submit is not None:
             self._sync_submit.close()
 
@@ -113,7 +114,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
             if offer is not None:
                 keys += (p + "idle", f"{p}inbox:{offer.worker_id}")
                 args += (layout.offer_member(offer), ms(now + MAX_BLOCK_S + OFFER_SLACK_S))
-            raw = await self._s["dequeue"](keys, args)
+            raw = await self._hot("dequeue", keys, args)
             for i in range(0, len(raw), 4):
                 out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
         return out
@@ -183,7 +184,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                 args += (o.id, o.token, o.attempts, o.result)
             for o in other:
                 args += (o.id, o.token, o.kind, o.attempts, o.error, o.traceback, o.reason, ms(o.retry_at))
-            res = await self._s["ack"]([p + "leases", p + "scheduled", p + "dead", p + "finished", WAKE], args)
+            res = await self._hot("ack", [p + "leases", p + "scheduled", p + "dead", p + "finished", WAKE], args)
             for o, ok in zip([*done, *other], res, strict=True):
                 accepted[id(o)] = bool(ok)
         return [accepted[id(o)] for o in outcomes]

@@ -135,3 +135,81 @@ class BlockingScript:
         """Close every thread's connection."""
         for conn in list(self._all):
             conn.disconnect()
+
+
+class LeanScripts:
+    """Lua scripts called on the worker's hot path (dequeue, ack) with as little client
+    work as a round trip allows, on connections of their own.
+
+    redis-py's ``Script.__call__`` goes through the command machinery (retry wrapper,
+    pool checkout and release, observability hooks) and, with a socket timeout, writes
+    each command from a task of its own (``asyncio.wait_for``). Here a call takes a free
+    connection, writes one packed ``EVALSHA``, reads the reply under one timeout and
+    gives the connection back; a connection that failed is closed (the next call opens
+    a fresh one) and the error is raised for the caller's retry policy. A server that
+    lost the script (restart, ``SCRIPT FLUSH``) gets ``SCRIPT LOAD`` and the call once more.
+
+    Like redis-py's asyncio clients (and the broker that holds them), the connections
+    belong to the event loop that opened them.
+
+    Args:
+        url: the server.
+        timeout_s: connect and reply timeout.
+    """
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        kwargs: dict[str, Any] = {"socket_connect_timeout": timeout_s, "socket_timeout": None,
+                                  "health_check_interval": 0}  # fmt: skip
+        packer = connection_class(url)
+        if packer is not None:
+            kwargs["connection_class"] = packer
+        self._pool = aioconn.ConnectionPool.from_url(url, **kwargs)
+        self._timeout_s = timeout_s
+        self._free: list[Any] = []
+
+    async def call(self, sha: str, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """``EVALSHA sha`` with ``keys`` and ``args``; the reply, undecoded.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError, OSError: the server could not be reached.
+            redis.ResponseError: the script failed.
+        """
+        conn = self._free.pop() if self._free else self._pool.make_connection()  # type: ignore[no-untyped-call]
+        packed = pack(("EVALSHA", sha, len(keys), *keys, *args))
+        try:
+            try:
+                reused = conn.is_connected
+                reply = await self._call_on(conn, packed, source)
+            except rexc.ConnectionError:
+                if not reused:
+                    raise
+                # A kept connection to a server that restarted: once more on a fresh one,
+                # as redis-py's own retry does (the scripts fence repeated calls).
+                await conn.disconnect(nowait=True)
+                reply = await self._call_on(conn, packed, source)
+        except BaseException:
+            await conn.disconnect(nowait=True)  # replies may be left unread: start clean next time
+            self._free.append(conn)
+            raise
+        self._free.append(conn)
+        return reply
+
+    async def _call_on(self, conn: Any, packed: bytes, source: str) -> Any:
+        if not conn.is_connected:
+            await conn.connect()
+        try:
+            return await self._round_trip(conn, packed)
+        except rexc.NoScriptError:
+            await self._round_trip(conn, pack(("SCRIPT", "LOAD", source)))
+            return await self._round_trip(conn, packed)
+
+    async def _round_trip(self, conn: Any, packed: bytes) -> Any:
+        await conn.send_packed_command([packed], check_health=False)
+        return await conn.read_response(disable_decoding=True, timeout=self._timeout_s)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for conn in self._free:
+            await conn.disconnect()
+        self._free.clear()
+        await self._pool.aclose()

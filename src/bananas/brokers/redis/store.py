@@ -12,7 +12,7 @@ from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from bananas.brokers.redis.connection import connection_class
+from bananas.brokers.redis.connection import LeanScripts, connection_class
 from bananas.brokers.redis.layout import ROUTING_KEYS
 
 #: Longest single blocking command; longer waits loop, so a silent server is noticed.
@@ -49,6 +49,11 @@ class RedisStore:
         lib = _SCRIPT_DIR.joinpath("_lib.lua").read_text()
         self._sources = {name: lib + _SCRIPT_DIR.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
         self._s = {name: self._r.register_script(text) for name, text in self._sources.items()}
+        self._lean = LeanScripts(url, timeout_s)
+
+    async def _hot(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Script ``name`` on the hot path (dequeue, ack), through ``LeanScripts``."""
+        return await self._lean.call(self._s[name].sha, self._sources[name], keys, args)
 
     async def _calls(self, name: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
         """Run script ``name`` once per ``(keys, args)`` in one round trip; the replies.

@@ -1,0 +1,54 @@
+"""The worker's hot-path script calls (dequeue, ack) on connections of their own: they
+reload a flushed script and ride over a killed connection."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bananas.brokers.base import Outcome
+from bananas.brokers.redis.broker import RedisBroker
+from bananas.job import Job, new_id
+from bananas.testing import RedisServer
+from bananas.wire import encode_job
+
+pytestmark = pytest.mark.redis
+
+
+def _job(name: str = "noop") -> tuple[Job, bytes]:
+    job = Job(id=new_id(), name=name, payload={}, routing_key="default", created_at=time.time())
+    return job, encode_job(job)
+
+
+async def _dequeue_and_ack(broker: RedisBroker) -> list[bool]:
+    got = await broker.dequeue(["default"], 1, 30, "w1")
+    assert len(got) == 1
+    d = got[0]
+    return await broker.ack([Outcome(d.id, d.routing_key, d.token, "completed", 1)], (60, 60))
+
+
+async def test_a_flushed_script_is_loaded_again(redis_server: RedisServer, redis_url: str) -> None:
+    broker = RedisBroker(redis_url)
+    try:
+        await broker.enqueue([_job()])
+        assert await _dequeue_and_ack(broker) == [True]
+        redis_server.client().script_flush()
+        await broker.enqueue([_job()])
+        assert await _dequeue_and_ack(broker) == [True]
+    finally:
+        await broker.close()
+
+
+async def test_a_killed_connection_is_replaced_within_the_same_call(redis_server: RedisServer, redis_url: str) -> None:
+    broker = RedisBroker(redis_url)
+    try:
+        await broker.enqueue([_job()])
+        assert await _dequeue_and_ack(broker) == [True]
+        admin = redis_server.client()
+        killed = admin.client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1
+        await broker.enqueue([_job()])
+        assert await _dequeue_and_ack(broker) == [True]  # no BrokerUnavailable in between
+    finally:
+        await broker.close()
