@@ -114,10 +114,11 @@ class Executor:
             logger.debug("job %s started (waited %.1f ms)", d.id, wait_ms, extra=extra)
         started = time.perf_counter()
         try:
+            timeout_s = self._timeout_s(job, task)
             if task.spec.is_async:
-                result = await self._deadlines.run(task.fn(**kwargs), self._timeout_s(job, task))
+                result = await self._deadlines.run(task.fn(**kwargs), timeout_s)
             else:
-                result = await self._call_sync(task, kwargs, self._timeout_s(job, task))
+                result = await self._call_sync(task, kwargs, timeout_s)
         except asyncio.CancelledError:
             raise
         except PermanentError as exc:

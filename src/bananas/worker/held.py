@@ -25,9 +25,14 @@ class Backoff:
 class Held:
     """A delivery this worker holds until its outcome is stored."""
 
-    __slots__ = ("ctx", "delivery", "lease")
+    __slots__ = ("ctx", "delivery")
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
-        self.lease = Lease(delivery.id, delivery.routing_key, delivery.token)
         self.ctx: list[Context] = []
+
+    @property
+    def lease(self) -> Lease:
+        """The lease, as renewals quote it (made when asked: renewals are rare, jobs are not)."""
+        d = self.delivery
+        return Lease(d.id, d.routing_key, d.token)
