@@ -13,7 +13,6 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import fastjsonschema
 import msgspec
 
 from bananas.errors import PayloadError
@@ -99,7 +98,12 @@ class PayloadCheck:
     """A payload check compiled from a published JSON Schema (once per schema)."""
 
     def __init__(self, task: str, schema: Mapping[str, Any]) -> None:
+        # Imported here: only clients that check payloads need it, and a worker process
+        # (which publishes schemas, never checks them) saves its memory.
+        import fastjsonschema
+
         self.task = task
+        self._invalid = fastjsonschema.JsonSchemaValueException
         self._validate = fastjsonschema.compile(dict(schema)) if schema else None
 
     def __call__(self, payload: dict[str, Any]) -> None:
@@ -108,7 +112,7 @@ class PayloadCheck:
             return
         try:
             self._validate(payload)
-        except fastjsonschema.JsonSchemaValueException as exc:
+        except self._invalid as exc:
             path = [str(p) for p in (exc.path or [])[1:]]
             if exc.rule == "required" and isinstance(exc.value, dict):  # name the first missing field
                 path += [str(f) for f in exc.rule_definition or () if f not in exc.value][:1]

@@ -4,7 +4,6 @@ of this process."""
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ class DurationStats:
         def q(p: float) -> float:
             return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
-        return cls(len(ordered), statistics.fmean(ordered), q(0.5), q(0.95), q(0.99), ordered[-1])
+        return cls(len(ordered), sum(ordered) / len(ordered), q(0.5), q(0.95), q(0.99), ordered[-1])
 
 
 @dataclass(frozen=True)
