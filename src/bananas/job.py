@@ -64,6 +64,7 @@ class DeadReason(str, enum.Enum):
     NO_HANDLER = "no_handler"
     WORKER_LOST = "worker_lost"
     MALFORMED = "malformed"
+    RESULT_SERIALIZATION = "result_serialization"
 
 
 def parse_priority(value: str | int | Priority | None) -> int:

@@ -15,18 +15,22 @@ DEFAULT_MAX_JOB_BYTES = 1024 * 1024
 _encoder = msgspec.json.Encoder()
 _job_decoder = msgspec.json.Decoder(Job)
 _any_decoder = msgspec.json.Decoder()
+_TOO_DEEP = "nested too deeply to decode"
 
 
 def encode(value: Any) -> bytes:
     """Encode any JSON-able value.
 
     Raises:
-        PayloadError: the value is not JSON-serialisable.
+        PayloadError: the value is not JSON-serialisable (or refers to itself, or is
+            nested too deeply to encode).
     """
     try:
         return _encoder.encode(value)
     except (TypeError, msgspec.EncodeError, OverflowError) as exc:
         raise PayloadError(f"value is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise PayloadError("value is not JSON-serialisable: it refers to itself or is nested too deeply") from None
 
 
 def decode(data: bytes | str) -> Any:
@@ -39,6 +43,8 @@ def decode(data: bytes | str) -> Any:
         return _any_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise PayloadError(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError(f"malformed JSON: {_TOO_DEEP}") from None
 
 
 def encode_job(job: Job, max_bytes: int = DEFAULT_MAX_JOB_BYTES) -> bytes:
@@ -69,6 +75,8 @@ def decode_job(data: bytes | str) -> Job:
         raise PayloadError(f"invalid job envelope: {exc}") from None
     except msgspec.DecodeError as exc:
         raise PayloadError(f"malformed job JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError(f"malformed job JSON: {_TOO_DEEP}") from None
     if job.v != WIRE_VERSION:
         raise PayloadError(f"unknown job envelope version {job.v} (this Bananas reads version {WIRE_VERSION})")
     return job
@@ -77,6 +85,6 @@ def decode_job(data: bytes | str) -> Job:
 def _peek_version(data: bytes | str) -> object:
     try:
         raw = _any_decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return raw.get("v") if isinstance(raw, dict) else None

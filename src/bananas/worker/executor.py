@@ -135,11 +135,23 @@ class Executor:
         try:
             data = wire.encode(result)
         except PayloadError as exc:
-            return self._dead(d, attempt, DeadReason.PERMANENT, f"handler returned a value that {exc}", job=job)
+            return self._dead(
+                d, attempt, DeadReason.RESULT_SERIALIZATION, f"handler returned a value that {exc}", job=job
+            )
         if debug:
             ms = _ms_since(started)
             logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": ms})
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
+
+    def internal_error(self, d: Delivery, exc: BaseException) -> Outcome:
+        """The outcome of an attempt that failed inside Bananas rather than in the handler:
+        retried after 1 s up to this worker's ``MAX_RETRIES``, then dead-lettered."""
+        attempt = d.attempts + 1
+        error, tb = f"internal error: {_describe(exc)}", traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
+        if attempt > self._defaults.max_retries:
+            return self._dead(d, attempt, DeadReason.MAX_RETRIES, f"{error} (gave up after {attempt} attempts)", tb)
+        retry_at = time.time() + 1
+        return Outcome(d.id, d.routing_key, d.token, "retry", attempt, error=error, traceback=tb, retry_at=retry_at)
 
     async def _call_sync(self, task: TaskDefinition, kwargs: dict[str, Any], timeout_s: float) -> Any:
         future = self._pool.submit(task.fn, kwargs)

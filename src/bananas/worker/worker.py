@@ -294,12 +294,9 @@ class Worker:
             outcome = await self._executor.run(held.delivery, held.ctx)
         except asyncio.CancelledError:
             return  # shutdown after the grace period: the lease is given back by _drain
-        except BaseException as exc:
+        except BaseException as exc:  # judged like any failed attempt: retried, then dead-lettered
             logger.exception("internal error running job %s", held.delivery.id)
-            d = held.delivery
-            outcome = Outcome(
-                d.id, d.routing_key, d.token, "retry", d.attempts + 1, error=repr(exc), retry_at=time.time() + 1
-            )
+            outcome = self._executor.internal_error(held.delivery, exc)
         self._acker.add(outcome)
         self._outcomes += 1
         self._slot_free.set()
