@@ -7,6 +7,7 @@ from bananas.client import AsyncClient, Client, JobSpec
 from bananas.context import Context
 from bananas.errors import (
     BananasError,
+    BrokerAuthenticationError,
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
@@ -36,6 +37,7 @@ __all__ = [
     "Bananas",
     "BananasError",
     "BrokerError",
+    "BrokerAuthenticationError",
     "BrokerUnavailable",
     "Client",
     "ConfigurationError",

@@ -55,6 +55,11 @@ class BrokerError(BananasError):
     """The broker answered with an error."""
 
 
+class BrokerAuthenticationError(BrokerError):
+    """The broker refused the credentials (or the user may not run a command): not a
+    transient fault, so nothing retries it; processes exit instead."""
+
+
 class BrokerUnavailable(BrokerError):
     """The broker could not be reached within the timeout; the message names the operation."""
 

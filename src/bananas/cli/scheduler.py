@@ -42,6 +42,8 @@ async def run_scheduler(settings: Settings, *, install_signals: bool = True, app
     waiter = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            raise error  # e.g. the broker refused the credentials
     finally:
         waiter.cancel()
         await scheduler.stop(task)

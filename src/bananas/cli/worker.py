@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from bananas import brokers
 from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
 from bananas.cli.options import (
     DURATION,
@@ -22,6 +23,7 @@ from bananas.cli.options import (
     url_option,
 )
 from bananas.cli.scheduler import run_scheduler
+from bananas.errors import BrokerUnavailable
 from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
 from bananas.worker.supervisor import Supervisor
@@ -77,6 +79,18 @@ def stop_timeout_s(settings: Settings) -> float:
     outcomes and give leases back (bounded by the lease length), plus a margin."""
     w = settings.worker
     return w.grace_s + 2 * max(5.0, w.lease_s) + 10.0
+
+
+async def check_credentials(url: str) -> None:
+    """Raise ``BrokerAuthenticationError`` when the broker refuses the URL's credentials
+    (a broker that is down is left to the workers, which ride it out)."""
+    broker = brokers.from_url(url)
+    try:
+        await broker.ping()
+    except BrokerUnavailable:
+        pass
+    finally:
+        await broker.close()
 
 
 @click.command()
@@ -161,6 +175,7 @@ def worker(
     if processes is not None and w.mode != "scheduler-only":
         check_tracing(settings, os.environ)  # each child sets up its own; a bad setting fails here, once
         env = supervisor_env(settings, os.environ)
+        asyncio.run(check_credentials(settings.url))  # children would only fail the same way, forever
         supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env)
         ctx.exit(asyncio.run(supervise(supervisor, settings)))
     with tracing(settings):

@@ -13,7 +13,7 @@ import logging
 import time
 
 from bananas.brokers.base import Broker
-from bananas.errors import BananasError
+from bananas.errors import BananasError, BrokerAuthenticationError
 from bananas.middleware import MiddlewareChain
 from bananas.registry import HasRegistry
 from bananas.scheduler.periodic import CronRunner
@@ -61,6 +61,8 @@ class Scheduler:
         while not self._stopping:
             try:
                 await self._step(cycle)
+            except BrokerAuthenticationError:
+                raise  # not transient: the process exits
             except BananasError as exc:
                 self.token = None
                 logger.warning("scheduler: broker trouble: %s", exc, extra={"component": "scheduler"})

@@ -28,12 +28,15 @@ class RedisServer:
         persistent: keep an fsync-always append-only file, so that a restart loses
             nothing that was acknowledged.
         port: default a free one.
+        password: require it (``requirepass``); ``url`` and ``client()`` carry it.
 
     Raises:
         FileNotFoundError: there is no ``redis-server`` binary.
     """
 
-    def __init__(self, workdir: Path, *, persistent: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, persistent: bool = False, port: int | None = None, password: str | None = None
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed")
@@ -41,12 +44,14 @@ class RedisServer:
         self.port = port or free_port()
         self.workdir = workdir
         self.persistent = persistent
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:PORT/0`` (``redis://:PASSWORD@...`` with a password)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start the server and return once it answers PING."""
@@ -56,8 +61,10 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         try:
             while True:  # a starting server gives no event to wait on; ask until it answers
@@ -92,7 +99,7 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A plain redis-py client on this server."""
-        return redis.Redis(port=self.port)
+        return redis.Redis(port=self.port, password=self.password)
 
     def log(self) -> str:
         """The tail of the server log."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from bananas import brokers
 from bananas.brokers.base import Broker, JobFilter, Lease, LeaseState, Offer, Outcome
 from bananas.context import flag_cancelled
-from bananas.errors import BananasError
+from bananas.errors import BananasError, BrokerAuthenticationError
 from bananas.job import new_id
 from bananas.middleware import Middleware, MiddlewareChain
 from bananas.registry import HasRegistry
@@ -212,6 +212,8 @@ class Worker:
                             await asyncio.sleep(idle.next())
                         continue
                 idle.reset()
+            except BrokerAuthenticationError:
+                raise  # not transient: the worker stops and its process exits non-zero
             except BananasError as exc:
                 delay = backoff.next()
                 logger.warning(

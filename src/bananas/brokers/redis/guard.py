@@ -9,17 +9,27 @@ from typing import Any, ParamSpec, TypeVar
 
 from redis import exceptions as rexc
 
-from bananas.errors import BrokerError, BrokerUnavailable
+from bananas.errors import BrokerAuthenticationError, BrokerError, BrokerUnavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 def translate(op: str, url: str, exc: Exception) -> Exception:
-    """The Bananas error for redis-py's ``exc`` raised during ``op`` on the server ``url``."""
+    """The Bananas error for redis-py's ``exc`` raised during ``op`` on the server ``url``
+    (``url`` without its password: the message goes to logs and terminals)."""
+    if isinstance(exc, rexc.AuthenticationError | rexc.AuthorizationError) or _refused(exc):
+        return BrokerAuthenticationError(
+            f"redis broker {url} refused the credentials during {op}: {exc} (check the password or ACL user in the URL)"
+        )
     if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError):
         return BrokerUnavailable(f"redis broker {url} unreachable during {op}: {exc}")
     return BrokerError(f"redis broker error during {op}: {exc}")
+
+
+def _refused(exc: Exception) -> bool:
+    """An error reply that says the connection is not authenticated or not allowed."""
+    return isinstance(exc, rexc.ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS", "NOPERM"))
 
 
 def guard(op: str) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:

@@ -3,6 +3,7 @@ blocking waits, the Lua scripts and the set of routing keys ever used."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -14,6 +15,8 @@ from redis.backoff import NoBackoff
 
 from bananas.brokers.redis.connection import LeanScripts, connection_class
 from bananas.brokers.redis.layout import ROUTING_KEYS
+
+logger = logging.getLogger(__name__)
 
 #: Longest single blocking command; longer waits loop, so a silent server is noticed.
 MAX_BLOCK_S = 5.0
@@ -33,6 +36,11 @@ class RedisStore:
         self.url = url
         self.safe_url = url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
         self._timeout_s = timeout_s
+        if "ssl_cert_reqs=none" in url.lower():
+            logger.warning(
+                "TLS certificate checks are off for %s (ssl_cert_reqs=none): anyone on the path can pose as the "
+                "broker; give it ssl_ca_certs=PATH instead", self.safe_url, extra={"component": "broker"},
+            )  # fmt: skip
         common: dict[str, Any] = {
             "socket_connect_timeout": timeout_s,
             # One immediate retry on a broken connection (a pooled connection to a server

@@ -1,0 +1,77 @@
+"""A broker that refuses the credentials: every process exits non-zero within 5 s with
+one clear line, and the password shows up nowhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bananas import BrokerAuthenticationError, Client
+from bananas.testing import RedisServer
+from bananas.testing.plugin import require_redis_server
+from tests.e2e.conftest import ROOT, WorkerProcess
+
+pytestmark = pytest.mark.redis
+
+PASSWORD = "s3cret-right"
+WRONG = "n0t-the-password"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("locked"), password=PASSWORD)
+    server.start()
+    yield server
+    server.kill()
+
+
+def _wrong_url(server: RedisServer) -> str:
+    return f"redis://:{WRONG}@127.0.0.1:{server.port}/0"
+
+
+@pytest.mark.parametrize("extra", [[], ["--processes", "2"], ["--mode", "scheduler-only"]],
+                         ids=["worker", "supervisor", "scheduler-only"])  # fmt: skip
+def test_a_worker_with_a_wrong_password_exits_within_5_s(
+    locked: RedisServer, spawn_worker: Callable[..., WorkerProcess], extra: list[str]
+) -> None:
+    started = time.monotonic()
+    worker = spawn_worker(_wrong_url(locked), *extra)
+    code = worker.wait(10)
+    took = time.monotonic() - started
+    out = worker.output()
+    assert code != 0, out
+    assert took < 5, f"took {took:.1f} s"
+    assert "refused the credentials" in out, out
+    assert WRONG not in out and PASSWORD not in out
+    assert "Traceback" not in out
+
+
+def test_a_cli_command_with_a_wrong_password_says_so_in_one_line(locked: RedisServer, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bananas", "submit", "noop", "--payload", "{}", "--url", _wrong_url(locked)],
+        capture_output=True, text=True, timeout=30, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "refused the credentials" in lines[0], done.stderr
+    assert WRONG not in done.stdout + done.stderr
+
+
+def test_the_right_password_works_and_the_wrong_one_raises_at_once(locked: RedisServer) -> None:
+    with Client(locked.url) as client:
+        job_id = client.submit("noop", {})
+        job = client.get_job(job_id)
+        assert job is not None and job.name == "noop"
+    started = time.monotonic()
+    with Client(_wrong_url(locked)) as client, pytest.raises(BrokerAuthenticationError) as raised:
+        client.submit("noop", {})
+    assert time.monotonic() - started < 5
+    assert WRONG not in str(raised.value)
