@@ -80,3 +80,15 @@ class EnvReader:
         if value is None:
             return ()
         return tuple(k.strip() for k in value.split(",") if k.strip())
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for logs and messages: ``redis://user:pw@h/0`` ->
+    ``redis://user@h/0`` (a password may itself hold ``@`` or ``:``)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if not sep or "@" not in netloc:
+        return url
+    creds, _, host = netloc.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user + '@' if user else ''}{host}{slash}{path}"

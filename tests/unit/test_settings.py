@@ -127,3 +127,12 @@ def test_defaults_without_any_variable() -> None:
     assert s.log_level == "INFO" and s.jobs.timeout_s == 300.0
     assert (s.scheduler.interval_s, s.scheduler.cron_interval_s, s.scheduler.leader_ttl_s) == (5.0, 1.0, 15.0)
     assert s.logs.es_flush_interval_s == 10.0
+
+
+def test_redact_url_drops_the_password_and_keeps_the_rest() -> None:
+    from bananas.envvars import redact_url
+
+    assert redact_url("redis://bananas:p@ss:w0rd@10.0.0.1:6379/0") == "redis://bananas@10.0.0.1:6379/0"
+    assert redact_url("rediss://:secret@h:6380/1?ssl_ca_certs=/ca.pem") == "rediss://h:6380/1?ssl_ca_certs=/ca.pem"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+    assert redact_url("sqlite:///jobs.db") == "sqlite:///jobs.db"

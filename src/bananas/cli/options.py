@@ -15,6 +15,7 @@ import click
 from bananas.app import Bananas
 from bananas.cli.logs import configure_logging
 from bananas.durations import parse_duration
+from bananas.envvars import redact_url
 from bananas.errors import BananasError, ConfigurationError, PayloadError
 from bananas.settings import Settings
 
@@ -188,8 +189,5 @@ def load_app(ref: str) -> Bananas:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its user and password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return url
-    return f"{scheme}://{rest.split('@', 1)[1]}"
+    """The URL without its password, for logs."""
+    return redact_url(url)

@@ -29,7 +29,10 @@ def translate(op: str, url: str, exc: Exception) -> Exception:
 
 def _refused(exc: Exception) -> bool:
     """An error reply that says the connection is not authenticated or not allowed."""
-    return isinstance(exc, rexc.ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS", "NOPERM"))
+    text = str(exc)
+    return isinstance(exc, rexc.ResponseError) and (
+        text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")) or "has no permissions to" in text
+    )
 
 
 def guard(op: str) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:

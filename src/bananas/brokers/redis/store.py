@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 
 from bananas.brokers.redis.connection import LeanScripts, connection_class
 from bananas.brokers.redis.layout import ROUTING_KEYS
+from bananas.envvars import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class RedisStore:
 
     def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
         self.url = url
-        self.safe_url = url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
+        self.safe_url = redact_url(url)
         self._timeout_s = timeout_s
         if "ssl_cert_reqs=none" in url.lower():
             logger.warning(
