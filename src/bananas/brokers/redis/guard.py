@@ -23,7 +23,10 @@ def translate(op: str, url: str, exc: Exception) -> Exception:
             f"redis broker {url} refused the credentials during {op}: {exc} (check the password or ACL user in the URL)"
         )
     if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | OSError):
-        return BrokerUnavailable(f"redis broker {url} unreachable during {op}: {exc}")
+        hint = ""
+        if url.startswith("redis://") and ("reset by peer" in str(exc) or "closed by server" in str(exc)):
+            hint = " (a server that wants TLS drops plain connections like this: use rediss://)"
+        return BrokerUnavailable(f"redis broker {url} unreachable during {op}: {exc}{hint}")
     return BrokerError(f"redis broker error during {op}: {exc}")
 
 
