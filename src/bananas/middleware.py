@@ -67,6 +67,9 @@ class WorkerView(Protocol):
     @property
     def stopping(self) -> bool: ...
 
+    def stop(self) -> None:
+        """Begin a graceful stop: fetch nothing more, finish what runs."""
+
     @property
     def scheduler(self) -> SchedulerView | None: ...
 

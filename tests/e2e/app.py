@@ -30,6 +30,25 @@ def pid() -> int:
     return os.getpid()
 
 
+@app.task
+async def apid() -> int:
+    return os.getpid()
+
+
+#: What ``hog`` keeps alive, so that the process's RSS grows with every call.
+_hoard: list[bytearray] = []
+
+
+@app.task
+def hog(mib: int) -> int:
+    """Keep ``mib`` MiB more alive in this process (a leaking handler); its pid."""
+    chunk = bytearray(mib * 2**20)
+    chunk[::4096] = b"x" * len(range(0, len(chunk), 4096))  # touch every page: resident, not just reserved
+    _hoard.append(chunk)
+    time.sleep(0.15)  # a handler's work: the worker reads its RSS at most every 0.1 s
+    return os.getpid()
+
+
 @app.task(timeout=60)
 async def sleepy(seconds: float) -> float:
     await asyncio.sleep(seconds)

@@ -212,6 +212,11 @@ class Broker(Protocol):
         returns a job handed to the worker while it waited, leased like a dequeued one;
         otherwise (and always without hand-off) ``[]``."""
 
+    async def wake(self, worker_id: str, routing_keys: Sequence[str]) -> bool:
+        """Make this worker's pending ``wait_for_work`` (with an offer) return now, with no
+        job (a stopping worker: cancelling that wait could lose a job handed to it in the
+        same instant). False when the broker cannot, and cancelling the wait is safe."""
+
     async def withdraw(self, routing_keys: Sequence[str], offer: Offer) -> list[Delivery]:
         """Withdraw an offer (a stopping worker): the jobs handed to it that it has not
         taken yet, still leased to it, for the caller to ``requeue``."""

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from bananas import brokers
+from bananas.cli.recycle import Recycle
 from bananas.middleware import Middleware, WorkerView
 from bananas.observability.health import STALE_FETCH_S, HTTPServer, Response, broker_ready
 from bananas.settings import Settings
@@ -73,21 +74,27 @@ class FreezeAtStart(Middleware):
         gc.freeze()
 
 
-def worker_middleware(settings: Settings, environ: Mapping[str, str]) -> list[Middleware]:
-    """Middleware of a CLI worker process: ``FreezeAtStart``, and Prometheus (and the HTTP
-    exporter) when metrics are on.
+def worker_middleware(
+    settings: Settings, environ: Mapping[str, str], recycle: Recycle | None = None
+) -> list[Middleware]:
+    """Middleware of a CLI worker process: ``FreezeAtStart``, Prometheus (and the HTTP
+    exporter) when metrics are on, and ``recycle`` when it has a limit (counted in
+    ``bananas_worker_recycled_total`` when metrics are on).
 
     A supervised child (``PROMETHEUS_MULTIPROC_DIR`` set by its supervisor) only counts;
     its supervisor serves the endpoints.
     """
     obs = settings.observability
     supervised = bool(environ.get(MULTIPROC_ENV))
+    limits: list[Middleware] = [recycle] if recycle is not None and recycle.limited else []
     if obs.metrics_port is None and not supervised:
-        return [FreezeAtStart()]
+        return [FreezeAtStart(), *limits]
     from bananas.observability.metrics import PrometheusMiddleware
 
     prometheus = PrometheusMiddleware()
-    found: list[Middleware] = [prometheus, FreezeAtStart()]
+    if recycle is not None:
+        recycle.count = lambda reason: prometheus.recycled.labels(reason).inc()
+    found: list[Middleware] = [prometheus, FreezeAtStart(), *limits]
     if obs.metrics_port is not None and not supervised:
         from bananas.observability.health import ExporterMiddleware
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bananas import brokers
+from bananas import Bananas, brokers
 from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
 from bananas.cli.options import (
     DURATION,
@@ -22,11 +22,12 @@ from bananas.cli.options import (
     ttl_options,
     url_option,
 )
+from bananas.cli.recycle import Recycle
 from bananas.cli.scheduler import run_scheduler
 from bananas.errors import BrokerUnavailable
 from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
-from bananas.worker.supervisor import Supervisor
+from bananas.worker.supervisor import RECYCLE_EXIT, Supervisor
 from bananas.worker.worker import run_worker
 
 #: Flags passed on to child processes unchanged: (flag, parameter name).
@@ -41,6 +42,8 @@ _CHILD_FLAGS = (
     ("--grace", "grace"),
     ("--completed-ttl", "completed_ttl"),
     ("--failed-ttl", "failed_ttl"),
+    ("--max-jobs-per-child", "max_jobs_per_child"),
+    ("--max-memory-per-child", "max_memory_per_child"),
 )
 
 
@@ -127,6 +130,20 @@ async def check_credentials(url: str) -> None:
 )
 @click.option("--grace", type=DURATION, default=None, metavar="DURATION", help="Shutdown grace period [default: 30s].")
 @ttl_options
+@click.option(
+    "--max-jobs-per-child",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Replace a worker process after N jobs (it finishes what runs first).",
+)
+@click.option(
+    "--max-memory-per-child",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="MB",
+    help="Replace a worker process whose RSS passed MB MiB (checked as jobs finish).",
+)
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this worker [env ENABLE_SCHEDULER].")
 @click.option(
     "--metrics-port",
@@ -151,6 +168,8 @@ def worker(
     grace: float | None,
     completed_ttl: float | None,
     failed_ttl: float | None,
+    max_jobs_per_child: int | None,
+    max_memory_per_child: float | None,
     no_scheduler: bool,
     metrics_port: int | None,
     url: str | None,
@@ -160,7 +179,9 @@ def worker(
     On SIGTERM/SIGINT it stops fetching, finishes running jobs within the grace period
     and gives the rest back to their queues. With --processes P (even 1) a supervisor
     runs P worker processes and restarts any that dies; without it the worker runs in
-    this process.
+    this process. A process that reached --max-jobs-per-child or --max-memory-per-child
+    stops the same way and exits with code 75; a supervisor replaces it at once (without
+    one, whatever runs the worker should).
     """
     app = load_app(app_ref)
     settings = build_settings(
@@ -181,5 +202,12 @@ def worker(
     with tracing(settings):
         if w.mode == "scheduler-only":
             asyncio.run(run_scheduler(settings, app=app))
-        else:
-            asyncio.run(run_worker(app, settings, middleware=worker_middleware(settings, os.environ)))
+        elif _run_here(app, settings, Recycle(max_jobs_per_child, max_memory_per_child)):
+            ctx.exit(RECYCLE_EXIT)
+
+
+def _run_here(app: Bananas, settings: Settings, recycle: Recycle) -> bool:
+    """Run the worker in this process; whether it stopped to be replaced (``Recycle``)."""
+    middleware = worker_middleware(settings, os.environ, recycle)
+    asyncio.run(run_worker(app, settings, middleware=middleware))
+    return recycle.reason is not None

@@ -108,6 +108,12 @@ class PrometheusMiddleware(Middleware):
             "bananas_duplicate_outcomes", "Outcomes refused because the lease was reclaimed.", registry=r
         )
         self.acks = C("bananas_outcomes_stored", "Outcomes stored by the broker.", registry=r)
+        self.recycled = C(
+            "bananas_worker_recycled",
+            "Worker processes replaced at --max-jobs-per-child or --max-memory-per-child, by reason.",
+            ["reason"],
+            registry=r,
+        )
 
     def _worker_gauges(self, pc: Any, r: CollectorRegistry) -> None:
         G = pc.Gauge

@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
+#: Exit code of a child that reached its --max-jobs-per-child/--max-memory-per-child
+#: limit and stopped cleanly: it is replaced at once and not counted as a death.
+RECYCLE_EXIT = 75
 #: Pause before restarting a child that died; doubles while it keeps dying young.
 RESTART_MIN_S = 0.5
 #: Longest pause between restarts of a child in a crash loop.
@@ -66,6 +69,8 @@ class Supervisor:
         self.restart_max_s = restart_max_s
         self.stable_s = stable_s
         self.restarts = 0
+        #: children replaced after reaching their job or memory limit.
+        self.recycled = 0
         self.killed = 0
         self._children: dict[int, asyncio.subprocess.Process] = {}
         self._stop_signal = signal.SIGTERM
@@ -124,14 +129,19 @@ class Supervisor:
         pause = 0.0
         while not self._stopping.is_set():
             started = loop.time()
-            code = await self._run_child(slot)
+            code, how = await self._run_child(slot)
             if self._stopping.is_set():
                 return
+            if code == RECYCLE_EXIT:  # it reached its job or memory limit and stopped cleanly
+                self.recycled += 1
+                logger.info("worker process %d recycled (%s); starting a fresh one", slot, how,
+                            extra={"component": "supervisor"})  # fmt: skip
+                continue
             lived = loop.time() - started
             pause = self.next_pause(pause, lived)
             self.restarts += 1
             logger.warning(
-                "worker process %d died (%s) after %.1f s; restarting in %.1f s", slot, code, lived, pause,
+                "worker process %d died (%s) after %.1f s; restarting in %.1f s", slot, how, lived, pause,
                 extra={"component": "supervisor"},
             )  # fmt: skip
             with contextlib.suppress(TimeoutError):
@@ -143,13 +153,13 @@ class Supervisor:
             return self.restart_min_s
         return min(self.restart_max_s, max(self.restart_min_s, previous_s * 2))
 
-    async def _run_child(self, slot: int) -> str:
-        """Start child ``slot``, wait for it to exit and describe how it ended."""
+    async def _run_child(self, slot: int) -> tuple[int | None, str]:
+        """Start child ``slot``, wait for it to exit; its exit code and how it ended."""
         try:
             proc = await asyncio.create_subprocess_exec(*self.argv, env=self.env)
         except OSError as exc:
             logger.error("could not start worker process %d: %s", slot, exc, extra={"component": "supervisor"})
-            return f"not started: {exc}"
+            return None, f"not started: {exc}"
         self._children[slot] = proc
         logger.info("worker process %d started (pid %d)", slot, proc.pid, extra={"component": "supervisor"})
         if self._stopping.is_set():  # a stop arrived while it was being spawned
@@ -161,7 +171,7 @@ class Supervisor:
         how = describe_exit(code)
         if self._stopping.is_set():
             logger.info("worker process %d (pid %d) exited: %s", slot, proc.pid, how, extra={"component": "supervisor"})
-        return f"pid {proc.pid}, {how}"
+        return code, f"pid {proc.pid}, {how}"
 
     async def _wait_or_kill(self, slots: list[asyncio.Task[None]]) -> None:
         """Wait for the children to finish their graceful stop; kill those that overrun."""

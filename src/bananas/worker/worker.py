@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bananas import brokers
-from bananas.brokers.base import Broker, JobFilter, Lease, LeaseState, Offer, Outcome
+from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome
 from bananas.context import flag_cancelled
 from bananas.errors import BananasError, BrokerAuthenticationError
 from bananas.job import new_id
@@ -23,6 +23,7 @@ from bananas.scheduler.scheduler import Scheduler
 from bananas.settings import Settings
 from bananas.worker.acker import Acker
 from bananas.worker.executor import Executor
+from bananas.worker.fetching import FetchTask
 from bananas.worker.heartbeat import Heartbeat
 from bananas.worker.held import Backoff, Held
 from bananas.worker.leases import LeaseKeeper
@@ -74,16 +75,14 @@ class Worker:
         #: outcomes handed to the ack loop whose jobs are still held (not stored yet).
         self._outcomes = 0
         w = self.settings.worker
-        # An unfiltered worker with a free slot offers to have jobs handed to it at submit
-        # (specialized workers take only some jobs: they never offer).
+        # An unfiltered worker offers to have jobs handed to it at submit (specialized ones never do).
         self._offer = None if w.priorities or w.job_types else Offer(self.id, w.lease_s)
         self._stopping = False
-        # Jobs run in `concurrency` long-lived slot tasks, not a task per job: a delivery
-        # goes straight to an idle slot's future, or waits in `_ready` for a busy slot.
+        # Jobs run in long-lived slot tasks: a delivery goes to an idle slot or waits in `_ready`.
         self._ready: collections.deque[Held] = collections.deque()
         self._idle: list[asyncio.Future[Held]] = []
         self._running: dict[asyncio.Task[None], Held] = {}
-        self._fetcher: asyncio.Task[None] | None = None
+        self._fetch = FetchTask()
         served = registry.tasks
         if w.job_types:
             served = {name: t for name, t in served.items() if name in w.job_types}
@@ -93,7 +92,6 @@ class Worker:
         #: called on the worker's loop with each stored batch of outcomes (``bananas.testing.join``).
         self.on_stored: list[Callable[[Sequence[Outcome]], None]] = []
 
-    # --- control -----------------------------------------------------------------
     @property
     def stopping(self) -> bool:
         """True once a stop began (``stop()`` or a signal): nothing more is fetched."""
@@ -112,8 +110,8 @@ class Worker:
         if not self._stopping:
             logger.info("worker %s stopping", self.id, extra={"component": "worker", "worker_id": self.id})
         self._stopping = True
-        if self._fetcher is not None:
-            self._fetcher.cancel()
+        w = self.settings.worker
+        self._fetch.interrupt(self.broker, self.id, w.routing_keys, hands_off=self._offer is not None)
 
     async def run(self) -> None:
         """Run until ``stop()``; then finish running jobs within the grace period,
@@ -149,6 +147,7 @@ class Worker:
         finally:
             if scheduler is not None and scheduler_task is not None:
                 await scheduler.stop(scheduler_task)
+            self._fetch.close()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -164,9 +163,9 @@ class Worker:
 
     async def _fetch_until_stopped(self) -> None:
         while not self._stopping:
-            self._fetcher = asyncio.create_task(self._fetch_loop())
+            fetcher = self._fetch.start(self._fetch_loop())
             try:
-                await self._fetcher
+                await fetcher
             except asyncio.CancelledError:
                 if not self._stopping and not self._rebuild:
                     raise  # run() itself was cancelled
@@ -183,16 +182,16 @@ class Worker:
             extra={"component": "worker", "worker_id": self.id},
         )  # fmt: skip
 
-    # --- fetching ------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
         w = self.settings.worker
         backoff = Backoff()
-        # Specialized modes take only matching jobs; others stay queued, so the signal may
-        # still hold tokens: pause a little (up to 0.5 s) between empty fetches.
+        # Specialized modes take only matching jobs, so the signal may hold tokens for
+        # others: pause a little (up to 0.5 s) between empty fetches.
         only = JobFilter(w.priorities, w.job_types) if w.priorities or w.job_types else None
         offer = self._offer
         idle = Backoff(cap_s=0.5)
         while not self._stopping:
+            self._fetch.phase = "idle"
             self.last_fetch = time.monotonic()
             # A slot is free once its job has an outcome: the next jobs run while the ack
             # of the last ones is in flight. Held jobs (running + awaiting their ack) stay
@@ -203,18 +202,22 @@ class Worker:
                 await self._slot_free.wait()
                 continue
             try:
+                self._fetch.phase = "call"
                 batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only, offer)
-                if not batch:
+                if not batch and not self._stopping:
+                    self._fetch.phase = "block"
                     batch = await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S, offer)
+                    self._fetch.phase = "idle"
                     self._reconnected(backoff)
                     if not batch:
-                        if only is not None:
+                        if only is not None and not self._stopping:
                             await asyncio.sleep(idle.next())
                         continue
                 idle.reset()
             except BrokerAuthenticationError:
                 raise  # not transient: the worker stops and its process exits non-zero
             except BananasError as exc:
+                self._fetch.phase = "idle"
                 delay = backoff.next()
                 logger.warning(
                     "broker trouble, retrying in %.2f s: %s", delay, exc,
@@ -223,16 +226,18 @@ class Worker:
                 await asyncio.sleep(delay)
                 continue
             self._reconnected(backoff)
-            if self._on_dequeue is not None:
-                for d in batch:
-                    self._on_dequeue.after_dequeue(d, self)
+            self._hold(batch)
+            await asyncio.sleep(0)  # the slots start these jobs before the next fetch is sent
+
+    def _hold(self, batch: list[Delivery]) -> None:
+        """Hold fetched deliveries until their outcomes are stored, and start them."""
+        if self._on_dequeue is not None:
             for d in batch:
-                held = Held(d)
-                self._held[d.id] = held
-                self._dispatch(held)
-            # Let the slots start these jobs before the next fetch: building and sending a
-            # broker call first would put its client time between delivery and start.
-            await asyncio.sleep(0)
+                self._on_dequeue.after_dequeue(d, self)
+        for d in batch:
+            held = Held(d)
+            self._held[d.id] = held
+            self._dispatch(held)
 
     def _dispatch(self, held: Held) -> None:
         while self._idle:
@@ -281,7 +286,7 @@ class Worker:
             await asyncio.sleep(IDLE_BLOCK_S / 2)
             stalled = self.fetch_stalled_s > STALL_S - IDLE_BLOCK_S
             suspect, confirmed = stalled, stalled and suspect  # two checks in a row
-            if confirmed and self._fetcher is not None:
+            if confirmed and self._fetch.task is not None:
                 self.fetch_restarts += 1
                 self._rebuild = True
                 logger.error(
@@ -289,7 +294,7 @@ class Worker:
                     extra={"component": "worker", "worker_id": self.id},
                 )  # fmt: skip
                 self.last_fetch = time.monotonic()
-                self._fetcher.cancel()
+                self._fetch.task.cancel()
 
     async def _execute(self, held: Held) -> None:
         try:
@@ -308,7 +313,6 @@ class Worker:
         """Jobs this worker is running (held, with no outcome yet)."""
         return len(self._held) - self._outcomes
 
-    # --- acknowledging -------------------------------------------------------------
     def _stored(self, batch: Sequence[Outcome], accepted: Sequence[bool]) -> None:
         self._outcomes -= len(batch)
         for outcome, ok in zip(batch, accepted, strict=True):
@@ -330,7 +334,6 @@ class Worker:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._acker.progress, job_id, rk, value)
 
-    # --- leases ----------------------------------------------------------------------
     def _snapshot(self) -> Sequence[Lease]:
         return [h.lease for h in list(self._held.values())]
 
@@ -344,7 +347,6 @@ class Worker:
         else:
             logger.warning("lease of job %s was lost; its outcome will be refused", lease.id)
 
-    # --- stopping --------------------------------------------------------------------
     async def _drain(self, grace_s: float) -> None:
         if self._running:
             logger.info("waiting up to %.1f s for %d running jobs", grace_s, len(self._running))

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: How long the scheduler reuses the routing-key list between wake-ups.
 RK_CACHE_S = 30.0
+#: What ``wake`` pushes onto a worker's inbox: an empty entry, no job.
+WAKE_MARK = b""
 #: Most ready ids a specialized (filtered) dequeue looks at per priority band.
 FILTER_SCAN = 1000
 #: Most jobs one scheduler tick moves per routing key and kind.
@@ -151,13 +153,23 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
             await self._rb.blpop([*inboxes, *keys], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S))),
         )
         rk = None if got is None else inboxes.get(got[0].decode())
-        if got is None or rk is None:
+        if got is None or rk is None or got[1] == WAKE_MARK:
             return []
         deadline, delivery = layout.handed(rk, got[1])
         if deadline <= ms(time.time()):  # its lease ran out first: the scheduler gives it back
             logger.warning("job %s was handed over after its lease ended; leaving it to the scheduler", delivery.id)
             return []
         return [delivery]
+
+    @guard("wake")
+    async def wake(self, worker_id: str, routing_keys: Sequence[str]) -> bool:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for rk in routing_keys:
+                inbox = f"{prefix(rk)}inbox:{worker_id}"
+                pipe.lpush(inbox, WAKE_MARK)
+                pipe.pexpire(inbox, ms(MAX_BLOCK_S + OFFER_SLACK_S))
+            await pipe.execute()
+        return True
 
     @guard("withdraw")
     async def withdraw(self, routing_keys: Sequence[str], offer: Offer) -> list[Delivery]:
@@ -166,7 +178,8 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         for rk in routing_keys:
             p = prefix(rk)
             for raw in await self._s["withdraw"]([p + "idle", f"{p}inbox:{offer.worker_id}"], [member]):
-                out.append(layout.handed(rk, raw)[1])
+                if raw != WAKE_MARK:
+                    out.append(layout.handed(rk, raw)[1])
         return out
 
     @guard("ack")

@@ -150,6 +150,9 @@ class SQLiteBroker(Broker):
         await self._wait("wait for work", topics, functools.partial(ops.has_work, routing_keys=keys), timeout_s)
         return []  # no hand-off: a woken worker dequeues
 
+    async def wake(self, worker_id: str, routing_keys: Sequence[str]) -> bool:
+        return False  # no hand-off: a cancelled wait loses nothing
+
     async def withdraw(self, routing_keys: Sequence[str], offer: Offer) -> list[Delivery]:
         return []
 

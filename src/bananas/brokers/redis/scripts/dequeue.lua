@@ -33,10 +33,12 @@ if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('LTRIM', KEYS[5], #handed, -1)
   for _, entry in ipairs(handed) do
     local id_len, at = string.match(entry, '^%d+|(%d+)|()')
-    local id = string.sub(entry, at, at + id_len - 1)
-    local cur = redis.call('HMGET', ARGV[1] .. 'job:' .. id, 'status', 'deliveries', 'worker')
-    if cur[1] == 'processing' and cur[2] == '1' and cur[3] == ARGV[5] then
-      lease(id, string.sub(entry, at + id_len), 0, 1)
+    if id_len then  -- an empty entry is a wake-up (a stopping worker), not a job
+      local id = string.sub(entry, at, at + id_len - 1)
+      local cur = redis.call('HMGET', ARGV[1] .. 'job:' .. id, 'status', 'deliveries', 'worker')
+      if cur[1] == 'processing' and cur[2] == '1' and cur[3] == ARGV[5] then
+        lease(id, string.sub(entry, at + id_len), 0, 1)
+      end
     end
   end
 end
