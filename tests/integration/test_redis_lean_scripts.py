@@ -4,13 +4,17 @@ reload a flushed script and ride over a killed connection."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from bananas import BrokerUnavailable
 from bananas.brokers.base import Outcome
 from bananas.brokers.redis.broker import RedisBroker
 from bananas.job import Job, new_id
 from bananas.testing import RedisServer
+from bananas.testing.plugin import require_redis_server
 from bananas.wire import encode_job
 
 pytestmark = pytest.mark.redis
@@ -60,3 +64,38 @@ def test_tls_without_certificate_checks_is_warned_about(caplog: pytest.LogCaptur
         RedisBroker("rediss://127.0.0.1:1/0")
     warned = [r.getMessage() for r in caplog.records if "certificate checks are off" in r.getMessage()]
     assert len(warned) == 1 and "pw" not in warned[0] and "ssl_ca_certs" in warned[0]
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[RedisServer]:
+    require_redis_server()
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def test_a_server_that_stops_answering_fails_the_call_within_the_timeout(own_server: RedisServer) -> None:
+    broker = RedisBroker(own_server.url, timeout_s=0.5)
+    fresh = RedisBroker(own_server.url, timeout_s=0.5)  # no connection yet: the handshake must time out too
+    try:
+        await broker.enqueue([_job(), _job()])
+        assert await _dequeue_and_ack(broker) == [True]
+        own_server.pause()
+        try:
+            for b in (broker, fresh):
+                started = time.monotonic()
+                with pytest.raises(BrokerUnavailable, match="no reply"):
+                    await b.dequeue(["default"], 1, 30, "w1")
+                assert time.monotonic() - started < 2.5
+        finally:
+            own_server.resume()
+        # The late replies of the calls that timed out are not read as answers to new calls.
+        got = await broker.dequeue(["default"], 10, 30, "w1")
+        assert len(got) <= 1 and all(d.routing_key == "default" for d in got)
+        assert await broker.ack([Outcome(d.id, d.routing_key, d.token, "completed", 1) for d in got], (60, 60)) == [
+            True
+        ] * len(got)
+    finally:
+        await broker.close()
+        await fresh.close()

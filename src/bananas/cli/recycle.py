@@ -73,6 +73,12 @@ class Recycle(Middleware):
         elif self.max_rss_mib is not None and (self._jobs >= self._next_jobs or time.monotonic() >= self._next_check):
             self._next_check, self._next_jobs = time.monotonic() + CHECK_EVERY_S, self._jobs + CHECK_EVERY_JOBS
             rss = rss_mib()
+            if rss > self.max_rss_mib and self._jobs == 1:
+                logger.warning(
+                    "--max-memory-per-child %g MiB is below this worker process's size after one job (%.0f MiB): "
+                    "every process will be replaced after its first job", self.max_rss_mib, rss,
+                    extra={"component": "worker"},
+                )  # fmt: skip
             if rss > self.max_rss_mib:
                 self._recycle("max_memory", f"its RSS is {rss:.0f} MiB (--max-memory-per-child {self.max_rss_mib:g})")
 

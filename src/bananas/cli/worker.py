@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -25,10 +26,11 @@ from bananas.cli.options import (
 from bananas.cli.recycle import Recycle
 from bananas.cli.scheduler import run_scheduler
 from bananas.errors import BrokerUnavailable
+from bananas.middleware import Middleware
 from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
 from bananas.worker.supervisor import RECYCLE_EXIT, Supervisor
-from bananas.worker.worker import run_worker
+from bananas.worker.worker import Worker
 
 #: Flags passed on to child processes unchanged: (flag, parameter name).
 _CHILD_FLAGS = (
@@ -211,3 +213,16 @@ def _run_here(app: Bananas, settings: Settings, recycle: Recycle) -> bool:
     middleware = worker_middleware(settings, os.environ, recycle)
     asyncio.run(run_worker(app, settings, middleware=middleware))
     return recycle.reason is not None
+
+
+async def run_worker(
+    app: Bananas, settings: Settings, *, install_signals: bool = True, middleware: Sequence[Middleware] = ()
+) -> Worker:
+    """Run a worker until SIGTERM/SIGINT (the CLI's worker process)."""
+    worker = Worker(app, settings, middleware=middleware)
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
+    return worker

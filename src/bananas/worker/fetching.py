@@ -8,7 +8,6 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Literal
 
 from bananas.brokers.base import Broker
-from bananas.errors import BananasError
 
 #: What the fetch loop awaits: nothing of the broker's, a dequeue, or ``wait_for_work``.
 Phase = Literal["idle", "call", "block"]
@@ -46,8 +45,8 @@ class FetchTask:
 
     async def _wake(self, task: asyncio.Task[None], broker: Broker, worker_id: str, keys: Sequence[str]) -> None:
         try:
-            woken = await broker.wake(worker_id, keys)
-        except BananasError:
+            woken = bool(await broker.wake(worker_id, keys))
+        except Exception:  # noqa: BLE001 - any failure: cancelling the wait is the fallback
             woken = False
         if not woken and not task.done():
             task.cancel()

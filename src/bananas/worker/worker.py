@@ -7,7 +7,6 @@ import collections
 import contextlib
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -83,6 +82,7 @@ class Worker:
         self._idle: list[asyncio.Future[Held]] = []
         self._running: dict[asyncio.Task[None], Held] = {}
         self._fetch = FetchTask()
+        self._fatal: BrokerAuthenticationError | None = None
         served = registry.tasks
         if w.job_types:
             served = {name: t for name, t in served.items() if name in w.job_types}
@@ -132,6 +132,8 @@ class Worker:
             Scheduler(self.broker, self.settings, holder=self.id, app=self.registry) if w.enable_scheduler else None
         )
         scheduler_task = asyncio.create_task(scheduler.run()) if scheduler else None
+        if scheduler_task is not None:
+            scheduler_task.add_done_callback(self._scheduler_ended)
         helpers = self._start_helpers()
         logger.info(
             "worker %s started: routing keys %s, concurrency %d", self.id, ",".join(w.routing_keys),
@@ -154,6 +156,16 @@ class Worker:
             keeper.stop()
             await self.heartbeat.withdraw()
             await self._close()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _scheduler_ended(self, task: asyncio.Task[None]) -> None:
+        """A scheduler refused by the broker stops the worker too (it would run on without
+        retries, delayed jobs or lease recovery)."""
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, BrokerAuthenticationError):
+            self._fatal = error
+            self._begin_stop()
 
     def _start_helpers(self) -> list[asyncio.Task[None]]:
         """The ack loop, the catalogue heartbeat and the job slots."""
@@ -384,16 +396,3 @@ class Worker:
             return
         for d in handed:
             self._held.setdefault(d.id, Held(d))
-
-
-async def run_worker(
-    app: HasRegistry, settings: Settings, *, install_signals: bool = True, middleware: Sequence[Middleware] = ()
-) -> Worker:
-    """Run a worker until SIGTERM/SIGINT (used by the CLI)."""
-    worker = Worker(app, settings, middleware=middleware)
-    loop = asyncio.get_running_loop()
-    if install_signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-    await worker.run()
-    return worker

@@ -9,6 +9,7 @@ round trip allows.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import weakref
@@ -195,17 +196,26 @@ class LeanScripts:
         return reply
 
     async def _call_on(self, conn: Any, packed: bytes, source: str) -> Any:
-        if not conn.is_connected:
-            await conn.connect()
+        """Connect if needed, then the call, all within one timeout (a server that
+        accepts but never answers fails it; the caller drops the connection)."""
         try:
-            return await self._round_trip(conn, packed)
-        except rexc.NoScriptError:
-            await self._round_trip(conn, pack(("SCRIPT", "LOAD", source)))
-            return await self._round_trip(conn, packed)
+            async with asyncio.timeout(self._timeout_s):
+                if not conn.is_connected:
+                    await conn.connect()
+                try:
+                    return await self._round_trip(conn, packed)
+                except rexc.NoScriptError:
+                    await self._round_trip(conn, pack(("SCRIPT", "LOAD", source)))
+                    return await self._round_trip(conn, packed)
+        except TimeoutError:
+            raise rexc.TimeoutError(f"no reply from Redis within {self._timeout_s:g} s") from None
 
-    async def _round_trip(self, conn: Any, packed: bytes) -> Any:
+    @staticmethod
+    async def _round_trip(conn: Any, packed: bytes) -> Any:
         await conn.send_packed_command([packed], check_health=False)
-        return await conn.read_response(disable_decoding=True, timeout=self._timeout_s)
+        # No timeout of its own (the connection has none either): _call_on's bounds it.
+        # redis-py returns None instead of raising when its own read timeout passes.
+        return await conn.read_response(disable_decoding=True)
 
     async def close(self) -> None:
         """Close every connection."""
