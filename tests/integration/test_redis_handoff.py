@@ -108,3 +108,39 @@ async def test_a_worker_runs_handed_jobs_and_withdraws_when_it_stops(redis_serve
         assert done.result == "hi" and done.deliveries == 1 and done.worker == worker.id
     assert r.zcard(IDLE) == 0 and not r.keys("bananas:{default}:inbox:*")
     client.close()
+
+
+async def test_a_stopping_worker_gives_back_a_handed_job_at_once_not_after_its_grace(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.client().flushall()
+    app = Bananas(settings=make_settings(redis_server.url, concurrency=2, grace_s=10))
+    release = asyncio.Event()
+
+    @app.task
+    async def long() -> str:
+        await release.wait()
+        return "done"
+
+    @app.task
+    async def hello() -> str:
+        return "hi"
+
+    client = Client(redis_server.url)
+    r = redis_server.client()
+    async with running_worker(app) as worker:
+        first = client.submit("long", {})
+        await wait_until_async(lambda: r.zcard(IDLE), 10, "the offer of the worker's free slot")
+        worker.stop()  # draining now: the long job runs on, within its 10 s of grace
+        second = client.submit("hello", {})  # may be handed to the stopping worker's offer
+        # Run by the stopping worker (it had it before the stop took effect) or given back
+        # at once: not held until the grace period ends, nor stranded until its lease does.
+        await wait_until_async(
+            lambda: (j := client.get_job(second)) is not None and j.status.value in ("pending", "completed"), 2,
+            "the second job run or back in its queue while the first still runs",
+        )  # fmt: skip
+        job = client.get_job(first)
+        assert job is not None and job.status.value == "processing"
+        release.set()
+    assert client.get_job(first).result == "done"  # type: ignore[union-attr]
+    client.close()

@@ -360,6 +360,7 @@ class Worker:
             logger.warning("lease of job %s was lost; its outcome will be refused", lease.id)
 
     async def _drain(self, grace_s: float) -> None:
+        await self._give_back_handed()
         if self._running:
             logger.info("waiting up to %.1f s for %d running jobs", grace_s, len(self._running))
             self._all_idle.clear()
@@ -371,7 +372,6 @@ class Worker:
                 while self._running:
                     self._all_idle.clear()
                     await self._all_idle.wait()
-        await self._withdraw_offer()
         finished = self._acker.pending_ids
         unfinished = [h.lease for h in self._held.values() if h.lease.id not in finished]
         await self._acker.flush(max(5.0, self.settings.worker.lease_s))
@@ -384,15 +384,14 @@ class Worker:
             for lease in unfinished:
                 self._held.pop(lease.id, None)
 
-    async def _withdraw_offer(self) -> None:
-        """Take back what submit handed to this worker after it stopped fetching, so that
-        it is given back below with the other unfinished jobs."""
+    async def _give_back_handed(self) -> None:
+        """Withdraw this worker's offer as soon as it stops fetching, and give back at once
+        what submit handed to it meanwhile (not after the grace period)."""
         if self._offer is None:
             return
         try:
             handed = await self.broker.withdraw(self.settings.worker.routing_keys, self._offer)
+            if handed:
+                await self.broker.requeue([Lease(d.id, d.routing_key, d.token) for d in handed])
         except BananasError as exc:
             logger.warning("could not withdraw this worker's offer (handed jobs wait for their leases): %s", exc)
-            return
-        for d in handed:
-            self._held.setdefault(d.id, Held(d))
