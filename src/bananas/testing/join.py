@@ -25,6 +25,7 @@ from bananas.client import AsyncClient, Client
 from bananas.errors import JoinTimeout
 from bananas.registry import HasRegistry, Registry
 from bananas.testing.loops import run_blocking
+from bananas.testing.waiting import Deadline
 from bananas.worker import Worker
 
 #: The longest pause between two checks when no event says something changed.
@@ -68,20 +69,17 @@ async def join(target: JoinTarget, routing_keys: str | Sequence[str] | None = No
 
     for w in workers:
         w.on_stored.append(on_stored)
-    deadline, until = time.monotonic() + timeout, time.time() + timeout
-    pause = 0.002
+    deadline, until = Deadline(timeout, MAX_PAUSE_S), time.time() + timeout
     try:
         while True:
             changed.clear()
             pending = pending_work(await broker.queue_stats(), rks, until)
             if not pending:
                 return
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if (pause := deadline.next_pause()) is None:
                 raise JoinTimeout(f"join timed out after {timeout:g} s; still pending: {'; '.join(pending)}")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(pause, left))
-            pause = min(pause * 2, MAX_PAUSE_S)
+                await asyncio.wait_for(changed.wait(), pause)
     finally:
         for w in workers:
             with contextlib.suppress(ValueError):

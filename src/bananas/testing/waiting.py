@@ -17,6 +17,25 @@ FIRST_PAUSE_S = 0.002
 MAX_PAUSE_S = 0.05
 
 
+class Deadline:
+    """The pauses between two checks of a condition: ``FIRST_PAUSE_S`` doubling up to
+    ``max_pause_s``, never past ``timeout`` seconds from now."""
+
+    def __init__(self, timeout: float, max_pause_s: float = MAX_PAUSE_S) -> None:
+        self._at = time.monotonic() + timeout
+        self._pause = FIRST_PAUSE_S
+        self._max_pause_s = max_pause_s
+
+    def next_pause(self) -> float | None:
+        """The next pause, or None once the timeout has passed."""
+        left = self._at - time.monotonic()
+        if left <= 0:
+            return None
+        pause = min(self._pause, left)
+        self._pause = min(self._pause * 2, self._max_pause_s)
+        return pause
+
+
 def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "the condition") -> T:
     """Call ``check`` until it returns something truthy, and return that.
 
@@ -31,17 +50,12 @@ def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "the c
     Raises:
         WaitTimeout: ``check`` never returned a truthy value within ``timeout``.
     """
-    deadline = time.monotonic() + timeout
-    pause = FIRST_PAUSE_S
-    while True:
-        value = check()
-        if value:
-            return value
-        left = deadline - time.monotonic()
-        if left <= 0:
+    deadline = Deadline(timeout)
+    while not (value := check()):
+        if (pause := deadline.next_pause()) is None:
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(min(pause, left))
-        pause = min(pause * 2, MAX_PAUSE_S)
+        time.sleep(pause)
+    return value
 
 
 async def wait_until_async(check: Callable[[], T], timeout: float = 10.0, what: str = "the condition") -> T:
@@ -50,14 +64,9 @@ async def wait_until_async(check: Callable[[], T], timeout: float = 10.0, what: 
     Raises:
         WaitTimeout: ``check`` never returned a truthy value within ``timeout``.
     """
-    deadline = time.monotonic() + timeout
-    pause = FIRST_PAUSE_S
-    while True:
-        value = check()
-        if value:
-            return value
-        left = deadline - time.monotonic()
-        if left <= 0:
+    deadline = Deadline(timeout)
+    while not (value := check()):
+        if (pause := deadline.next_pause()) is None:
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(min(pause, left))
-        pause = min(pause * 2, MAX_PAUSE_S)
+        await asyncio.sleep(pause)
+    return value
