@@ -15,6 +15,7 @@ import pytest
 
 from bananas import Bananas
 from bananas.brokers.redis import RedisBroker
+from bananas.job import new_id
 from bananas.settings import JobDefaults, SchedulerSettings, Settings, WorkerSettings
 from bananas.testing import RedisServer
 from bananas.testing.plugin import require_redis_server
@@ -65,6 +66,15 @@ def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def memory_or_redis_url(request: pytest.FixtureRequest) -> str:
+    """A private ``memory://`` broker, or the session's redis-server (flushed)."""
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return f"memory://{new_id()}"
 
 
 @pytest.fixture(params=BROKERS)

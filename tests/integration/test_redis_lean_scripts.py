@@ -4,8 +4,6 @@ reload a flushed script and ride over a killed connection."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +12,6 @@ from bananas.brokers.base import Outcome
 from bananas.brokers.redis.broker import RedisBroker
 from bananas.job import Job, new_id
 from bananas.testing import RedisServer
-from bananas.testing.plugin import require_redis_server
 from bananas.wire import encode_job
 
 pytestmark = pytest.mark.redis
@@ -66,22 +63,13 @@ def test_tls_without_certificate_checks_is_warned_about(caplog: pytest.LogCaptur
     assert len(warned) == 1 and "pw" not in warned[0] and "ssl_ca_certs" in warned[0]
 
 
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[RedisServer]:
-    require_redis_server()
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
-
-
-async def test_a_server_that_stops_answering_fails_the_call_within_the_timeout(own_server: RedisServer) -> None:
-    broker = RedisBroker(own_server.url, timeout_s=0.5)
-    fresh = RedisBroker(own_server.url, timeout_s=0.5)  # no connection yet: the handshake must time out too
+async def test_a_server_that_stops_answering_fails_the_call_within_the_timeout(fresh_redis: RedisServer) -> None:
+    broker = RedisBroker(fresh_redis.url, timeout_s=0.5)
+    fresh = RedisBroker(fresh_redis.url, timeout_s=0.5)  # no connection yet: the handshake must time out too
     try:
         await broker.enqueue([_job(), _job()])
         assert await _dequeue_and_ack(broker) == [True]
-        own_server.pause()
+        fresh_redis.pause()
         try:
             for b in (broker, fresh):
                 started = time.monotonic()
@@ -89,7 +77,7 @@ async def test_a_server_that_stops_answering_fails_the_call_within_the_timeout(o
                     await b.dequeue(["default"], 1, 30, "w1")
                 assert time.monotonic() - started < 2.5
         finally:
-            own_server.resume()
+            fresh_redis.resume()
         # The late replies of the calls that timed out are not read as answers to new calls.
         got = await broker.dequeue(["default"], 10, 30, "w1")
         assert len(got) <= 1 and all(d.routing_key == "default" for d in got)

@@ -10,18 +10,14 @@ import pytest
 
 from bananas import AsyncClient, Bananas, Client, ConfigurationError, Context, JobFailed, JobStatus, PermanentError
 from bananas.client import JobSpec
-from bananas.job import new_id
 from bananas.settings import Settings
 from bananas.testing import EagerRunner, eager
 from bananas.testing.eager import HandlerTraceback
 
 
-@pytest.fixture(params=["memory", "redis"])
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        redis_url: str = request.getfixturevalue("redis_url")
-        return redis_url
-    return f"memory://eager-{new_id()}"
+@pytest.fixture
+def url(memory_or_redis_url: str) -> str:
+    return memory_or_redis_url
 
 
 def make_app(url: str) -> Bananas:

@@ -8,17 +8,13 @@ import time
 import pytest
 
 from bananas import Bananas, JobStatus, JoinTimeout, RetryPolicy, WaitTimeout
-from bananas.job import new_id
 from bananas.settings import Settings
 from bananas.testing import WorkerThread, join, join_blocking, running_worker, wait_until, wait_until_async
 
 
-@pytest.fixture(params=["memory", "redis"])
-def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        redis_url: str = request.getfixturevalue("redis_url")
-        return redis_url
-    return f"memory://join-{new_id()}"
+@pytest.fixture
+def url(memory_or_redis_url: str) -> str:
+    return memory_or_redis_url
 
 
 def make_app(url: str) -> Bananas:
