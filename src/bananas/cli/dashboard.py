@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 import click
 
 from bananas.cli.observe import tracing
-from bananas.cli.options import CLIError, build_settings, safe_url, url_option
+from bananas.cli.options import CLIError, build_settings, url_option
 from bananas.client import AsyncClient
 from bananas.dashboard import MISSING_EXTRA
+from bananas.envvars import redact_url
 from bananas.errors import MissingDependencyError
 from bananas.settings import Settings
 
@@ -97,7 +98,8 @@ async def serve(settings: Settings, sock: socket.socket, create_app: Callable[[A
     # blocks (client closed, spans flushed) instead of being killed by the default action.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
-    logger.info("dashboard on http://%s:%d, broker %s", host, port, safe_url(settings.url), extra={"component": "api"})
+    broker = redact_url(settings.url)
+    logger.info("dashboard on http://%s:%d, broker %s", host, port, broker, extra={"component": "api"})
     try:
         await server.serve(sockets=[sock])
     finally:

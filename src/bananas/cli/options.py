@@ -15,7 +15,6 @@ import click
 from bananas.app import Bananas
 from bananas.cli.logs import configure_logging
 from bananas.durations import parse_duration
-from bananas.envvars import redact_url
 from bananas.errors import BananasError, ConfigurationError, PayloadError
 from bananas.settings import Settings
 
@@ -186,8 +185,3 @@ def load_app(ref: str) -> Bananas:
     if not isinstance(obj, Bananas):
         raise BadInput(f"--app {ref} is a {type(obj).__name__}, not a Bananas app")
     return obj
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    return redact_url(url)

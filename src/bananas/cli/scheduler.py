@@ -13,7 +13,8 @@ import click
 from bananas import brokers
 from bananas.app import Bananas
 from bananas.cli.observe import tracing
-from bananas.cli.options import build_settings, load_app, safe_url, ttl_flags, ttl_options, url_option
+from bananas.cli.options import build_settings, load_app, ttl_flags, ttl_options, url_option
+from bananas.envvars import redact_url
 from bananas.job import new_id
 from bananas.scheduler import Scheduler
 from bananas.settings import Settings
@@ -38,7 +39,7 @@ async def run_scheduler(settings: Settings, *, install_signals: bool = True, app
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(scheduler.run())
-    logger.info("scheduler %s started on %s", holder, safe_url(settings.url), extra={"component": "scheduler"})
+    logger.info("scheduler %s started on %s", holder, redact_url(settings.url), extra={"component": "scheduler"})
     waiter = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)

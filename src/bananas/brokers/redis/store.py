@@ -18,6 +18,8 @@ from bananas.brokers.redis.layout import ROUTING_KEYS
 from bananas.envvars import redact_url
 
 logger = logging.getLogger(__name__)
+#: URLs already warned about for ``ssl_cert_reqs=none`` in this process.
+_WARNED_NO_CERT_CHECKS: set[str] = set()
 
 #: Longest single blocking command; longer waits loop, so a silent server is noticed.
 MAX_BLOCK_S = 5.0
@@ -37,7 +39,8 @@ class RedisStore:
         self.url = url
         self.safe_url = redact_url(url)
         self._timeout_s = timeout_s
-        if "ssl_cert_reqs=none" in url.lower():
+        if "ssl_cert_reqs=none" in url.lower() and self.safe_url not in _WARNED_NO_CERT_CHECKS:
+            _WARNED_NO_CERT_CHECKS.add(self.safe_url)  # once per process, not per broker and clone
             logger.warning(
                 "TLS certificate checks are off for %s (ssl_cert_reqs=none): anyone on the path can pose as the "
                 "broker; give it ssl_ca_certs=PATH instead", self.safe_url, extra={"component": "broker"},
