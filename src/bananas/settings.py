@@ -32,7 +32,7 @@ class WorkerSettings:
     processes: int = 1
     routing_keys: tuple[str, ...] = ("default",)
     mode: str = "default"
-    lease_s: float = 30.0
+    lease_s: float = 10.0  # with renewal every lease/3: a dead worker's job is back within ~10 s
     grace_s: float = 30.0
     max_deliveries: int = 3
     enable_scheduler: bool = True

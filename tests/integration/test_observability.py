@@ -361,5 +361,7 @@ async def test_worker_logs_every_event_with_its_fields(broker_url: str) -> None:
     [dead] = captured.where(f"job {bad} dead-lettered", attempt=2, reason="max_retries")
     assert dead.levelno == logging.WARNING and "RuntimeError" in dead.traceback and 0 <= dead.duration_ms < took_ms
     ticks = captured.where("scheduler tick", component="scheduler")
-    assert any(t.moved >= 1 and t.levelno == logging.INFO for t in ticks)  # the retry, made ready again
+    # The retry is made ready again by the worker's own fetch (Reclaim), not by a tick: the
+    # ticks log their counts as fields (at DEBUG when they changed nothing).
+    assert ticks and all({"moved", "recovered", "lost"} <= vars(t).keys() for t in ticks)
     assert any(t.moved == t.recovered == t.lost == 0 and t.levelno == logging.DEBUG for t in ticks)

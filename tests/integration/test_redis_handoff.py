@@ -10,7 +10,7 @@ import asyncio
 import time
 
 from bananas import Bananas, Client, wire
-from bananas.brokers.base import Lease, Offer, Outcome
+from bananas.brokers.base import Lease, Offer, Outcome, Reclaim
 from bananas.brokers.redis import RedisBroker
 from bananas.job import Job, JobStatus, new_id
 from bananas.testing import RedisServer, running_worker, wait_until_async
@@ -144,3 +144,21 @@ async def test_a_stopping_worker_gives_back_a_handed_job_at_once_not_after_its_g
         release.set()
     assert client.get_job(first).result == "done"  # type: ignore[union-attr]
     client.close()
+
+
+async def test_a_job_handed_to_a_worker_that_never_took_it_is_not_charged(
+    redis_broker: RedisBroker, redis_server: RedisServer
+) -> None:
+    r = redis_server.client()
+    reclaim = Reclaim(max_deliveries=3, failed_ttl_s=60)
+    ghost, taker = Offer("ghost", 0.05), Offer("taker", 0.05)
+    untouched, taken = job(), job()
+    await offer_and_enqueue(redis_broker, ghost, untouched)  # ghost dies before its BLPOP
+    await offer_and_enqueue(redis_broker, taker, taken)
+    assert [d.id for d in await redis_broker.wait_for_work([RK], 1.0, taker)] == [taken[0].id]  # then dies
+    await asyncio.sleep(0.1)  # both leases (50 ms) run out: what is under test is time
+    got = await redis_broker.dequeue([RK], 10, 30.0, "rescuer", reclaim=reclaim)
+    assert sorted((d.id, d.token) for d in got) == sorted([(untouched[0].id, 2), (taken[0].id, 2)])
+    unacked = {i: int(r.hget(f"bananas:{{default}}:job:{i}", "unacked") or 0) for i in (untouched[0].id, taken[0].id)}
+    assert unacked == {untouched[0].id: 1, taken[0].id: 2}  # only the delivery that was taken counts
+    assert r.llen("bananas:{default}:inbox:ghost") == 0

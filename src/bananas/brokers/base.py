@@ -81,6 +81,18 @@ class Offer:
     lease_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Reclaim:
+    """Asks ``dequeue`` to do the scheduler's duties for the routing keys it serves first
+    (due delayed/retry jobs made ready, expired leases returned or dead-lettered as
+    ``worker_lost`` after ``max_deliveries``, kept ``failed_ttl_s``), so a dead worker's
+    jobs and due jobs never wait for a scheduler leader. The broker then remembers when
+    the next of them falls due, and ``wait_for_work`` returns by that time."""
+
+    max_deliveries: int
+    failed_ttl_s: float
+
+
 @dataclass(slots=True)
 class TickReport:
     """What one scheduler tick did."""
@@ -194,8 +206,12 @@ class Broker(Protocol):
         worker_id: str,
         only: JobFilter | None = None,
         offer: Offer | None = None,
+        reclaim: Reclaim | None = None,
     ) -> list[Delivery]:
         """Take up to ``count`` ready jobs, highest priority first, routing keys in order.
+
+        With ``reclaim``, first make due and expired-lease jobs of these routing keys
+        ready (see ``Reclaim``), in the same atomic step.
 
         With ``only``, take just the matching jobs; the others are never touched (not
         taken and put back). With ``offer`` (never together with ``only``), a broker that
@@ -206,7 +222,9 @@ class Broker(Protocol):
     async def wait_for_work(
         self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
     ) -> list[Delivery]:
-        """Block until a job may be ready in one of the routing keys, or the timeout.
+        """Block until a job may be ready in one of the routing keys, or the timeout, or
+        (after a ``dequeue`` with ``reclaim``) the time the next delayed job or lease of
+        these routing keys falls due.
 
         With the ``offer`` the last ``dequeue`` registered, a broker that hands jobs off
         returns a job handed to the worker while it waited, leased like a dequeued one;

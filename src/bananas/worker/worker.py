@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bananas import brokers
-from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome
+from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome, Reclaim
 from bananas.context import flag_cancelled
 from bananas.errors import BananasError, BrokerAuthenticationError
 from bananas.job import new_id
@@ -201,6 +201,8 @@ class Worker:
         # others: pause a little (up to 0.5 s) between empty fetches.
         only = JobFilter(w.priorities, w.job_types) if w.priorities or w.job_types else None
         offer = self._offer
+        # Every fetch also returns due and expired-lease jobs: recovery needs no leader.
+        reclaim = Reclaim(w.max_deliveries, self.settings.jobs.failed_ttl_s)
         idle = Backoff(cap_s=0.5)
         while not self._stopping:
             self._fetch.phase = "idle"
@@ -215,7 +217,7 @@ class Worker:
                 continue
             try:
                 self._fetch.phase = "call"
-                batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only, offer)
+                batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only, offer, reclaim)
                 if not batch and not self._stopping:
                     self._fetch.phase = "block"
                     batch = await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S, offer)

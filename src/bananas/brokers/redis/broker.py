@@ -19,6 +19,7 @@ from bananas.brokers.base import (
     LeaseState,
     Offer,
     Outcome,
+    Reclaim,
     TickReport,
 )
 from bananas.brokers.redis import layout
@@ -45,6 +46,8 @@ TICK_LIMIT = 1000
 #: renewed by the next dequeue, or it lapses: a worker that died while idle is handed at
 #: most one job, which returns to its queue when the lease runs out).
 OFFER_SLACK_S = 1.0
+#: A worker waiting for a due time wakes this much after it (so the job is due by then).
+DUE_SLACK_S = 0.005
 
 
 class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
@@ -61,6 +64,8 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         self._sync_submit: BlockingScript | None = None
         self._sync_lock = threading.Lock()
         self._tick_rks: tuple[float, list[str]] | None = None
+        #: when the next delayed job or lease of the keys this broker dequeues from falls due.
+        self._due: float | None = None
 
     def clone(self) -> RedisBroker:
         return RedisBroker(self.url, timeout_s=self._timeout_s)
@@ -101,30 +106,47 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         worker_id: str,
         only: JobFilter | None = None,
         offer: Offer | None = None,
+        reclaim: Reclaim | None = None,
     ) -> list[Delivery]:
         if only is not None and (only.priorities or only.names):
-            return await self._dequeue_filtered(routing_keys, count, lease_s, worker_id, only)
+            return await self._dequeue_filtered(routing_keys, count, lease_s, worker_id, only, reclaim)
         out: list[Delivery] = []
+        due: list[int] = []
         for rk in routing_keys:
             want = count - len(out)
             if want <= 0:
                 break
             now = time.time()
             p = prefix(rk)
-            keys = [p + "ready", p + "leases", p + "signal"]
+            keys = [p + "ready", p + "leases", p + "signal", p + "idle", f"{p}inbox:{worker_id}"]
             args: list[Any] = [p, want, ms(now), ms(now + lease_s), worker_id]
             if offer is not None:
-                keys += (p + "idle", f"{p}inbox:{offer.worker_id}")
                 args += (layout.offer_member(offer), ms(now + MAX_BLOCK_S + OFFER_SLACK_S))
+            if reclaim is not None:
+                keys += (p + "scheduled", p + "dead")
+                if offer is None:
+                    args += ("", "")
+                args += (reclaim.max_deliveries, max(1, ms(reclaim.failed_ttl_s)))
             raw = await self._hot("dequeue", keys, args)
+            if reclaim is not None:
+                due.append(int(raw.pop()))
             for i in range(0, len(raw), 4):
                 out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
+        if reclaim is not None:
+            self._due = layout.earliest_due(due)
         return out
 
     async def _dequeue_filtered(
-        self, routing_keys: Sequence[str], count: int, lease_s: float, worker_id: str, only: JobFilter
+        self,
+        routing_keys: Sequence[str],
+        count: int,
+        lease_s: float,
+        worker_id: str,
+        only: JobFilter,
+        reclaim: Reclaim | None,
     ) -> list[Delivery]:
         bands: list[Any] = []
+        due: list[int] = []
         for low, high in only.priorities:  # ready score = (100 - priority) * 1e13 + ms
             bands += [(100 - high) * 10**13, f"({(101 - low) * 10**13}"]
         out: list[Delivery] = []
@@ -133,13 +155,18 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
             if want <= 0:
                 break
             now, p = time.time(), prefix(rk)
+            duties = ("", 0) if reclaim is None else (reclaim.max_deliveries, max(1, ms(reclaim.failed_ttl_s)))
             raw = await self._s["dequeue_filtered"](
-                [p + "ready", p + "leases", p + "signal"],
-                [p, want, ms(now), ms(now + lease_s), worker_id, FILTER_SCAN, len(only.priorities), *bands,
-                 *only.names],
+                [p + "ready", p + "leases", p + "signal", p + "scheduled", p + "dead"],
+                [p, want, ms(now), ms(now + lease_s), worker_id, FILTER_SCAN, *duties, len(only.priorities),
+                 *bands, *only.names],
             )  # fmt: skip
+            if reclaim is not None:
+                due.append(int(raw.pop()))
             for i in range(0, len(raw), 4):
                 out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
+        if reclaim is not None:
+            self._due = layout.earliest_due(due)
         return out
 
     @guard("wait for work")
@@ -147,6 +174,8 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
     ) -> list[Delivery]:
         keys = [prefix(rk) + "signal" for rk in routing_keys]
+        if self._due is not None:  # wake when the next delayed job or lease falls due
+            timeout_s = min(timeout_s, self._due - time.time() + DUE_SLACK_S)
         inboxes = {} if offer is None else {f"{prefix(rk)}inbox:{offer.worker_id}": rk for rk in routing_keys}
         got = cast(
             "tuple[bytes, bytes] | None",

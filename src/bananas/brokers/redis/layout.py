@@ -137,3 +137,9 @@ def job_from_hash(job_id: str, rk: str, fields: dict[bytes, bytes]) -> Job:
     if fields.get(b"worker"):
         job.worker = fields[b"worker"].decode()
     return job
+
+
+def earliest_due(due_ms: Sequence[int]) -> float | None:
+    """The earliest of the due times the dequeue script returned (ms, -1 for none), in s."""
+    known = [d for d in due_ms if d >= 0]
+    return min(known) / 1000 if known else None

@@ -7,6 +7,8 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import math
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
@@ -22,6 +24,7 @@ from bananas.brokers.base import (
     Offer,
     Outcome,
     QueueStats,
+    Reclaim,
     ScheduleState,
     TickReport,
 )
@@ -55,6 +58,17 @@ class _ScheduleProbe:
         return current is not None and (self.baseline is None or current < self.baseline)
 
 
+class _WorkProbe:
+    """True once a job is ready (``ready``) or one is scheduled earlier than known (``sooner``)."""
+
+    def __init__(self, ready: Callable[[Session], bool], sooner: _ScheduleProbe) -> None:
+        self.ready = ready
+        self.sooner = sooner
+
+    def __call__(self, s: Session) -> bool:
+        return self.ready(s) or self.sooner(s)
+
+
 class SQLiteBroker(Broker):
     """Jobs in SQLite: one table, partial indexes as queues, one transaction per batch.
 
@@ -80,6 +94,8 @@ class SQLiteBroker(Broker):
         self._finalizer: weakref.finalize[[], SQLiteBroker] | None = None
         self._tick_due: float | None = None  # earliest scheduled job the last tick saw
         self._tick_seen = False
+        self._due: float | None = None  # when the next delayed job or lease falls due (last reclaim)
+        self._reclaims = False  # the last dequeue did the scheduler's duties
         self._open()
 
     def _open(self) -> Engine:
@@ -127,27 +143,37 @@ class SQLiteBroker(Broker):
         worker_id: str,
         only: JobFilter | None = None,
         offer: Offer | None = None,  # no hand-off here: offers are ignored
+        reclaim: Reclaim | None = None,
     ) -> list[Delivery]:
         if count <= 0 or not routing_keys:
             return []
         engine = self._engine or self._open()
         fn = functools.partial(ops.dequeue, routing_keys=list(routing_keys), count=count, lease_s=lease_s,
-                               worker=worker_id, only=only)  # fmt: skip
+                               worker=worker_id, only=only, reclaim=reclaim)  # fmt: skip
         cf = engine.submit("dequeue", fn)
         try:
-            return await asyncio.wrap_future(cf)
+            out, due = await asyncio.wrap_future(cf)
         except asyncio.CancelledError:
             # The caller is gone but the transaction may still commit: hand those jobs
             # straight back rather than leave them leased to nobody.
             cf.add_done_callback(functools.partial(_give_back, engine))
             raise
+        self._reclaims = reclaim is not None
+        if reclaim is not None:
+            self._due = due
+        return out
 
     async def wait_for_work(
         self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
     ) -> list[Delivery]:
         keys = list(routing_keys)
         topics = [work_topic(rk) for rk in keys]
-        await self._wait("wait for work", topics, functools.partial(ops.has_work, routing_keys=keys), timeout_s)
+        probe: Callable[[Session], bool] = functools.partial(ops.has_work, routing_keys=keys)
+        if self._reclaims:  # also wake when something falls due
+            timeout_s = min(timeout_s, max(0.0, (self._due or math.inf) - time.time()))
+            probe = _WorkProbe(probe, _ScheduleProbe(self._due, True))
+            topics.append(SCHEDULE_TOPIC)
+        await self._wait("wait for work", topics, probe, timeout_s)
         return []  # no hand-off: a woken worker dequeues
 
     async def wake(self, worker_id: str, routing_keys: Sequence[str]) -> bool:
@@ -282,11 +308,11 @@ class SQLiteBroker(Broker):
             engine.hub.unsubscribe(topics, waiter)
 
 
-def _give_back(engine: Engine, cf: concurrent.futures.Future[list[Delivery]]) -> None:
+def _give_back(engine: Engine, cf: concurrent.futures.Future[tuple[list[Delivery], float | None]]) -> None:
     """Requeue the deliveries of a dequeue whose caller was cancelled."""
     if cf.cancelled() or cf.exception() is not None:
         return
-    leases = [Lease(d.id, d.routing_key, d.token) for d in cf.result()]
+    leases = [Lease(d.id, d.routing_key, d.token) for d in cf.result()[0]]
     if not leases:
         return
     try:

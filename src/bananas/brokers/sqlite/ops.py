@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from bananas.brokers.base import Delivery, JobFilter, Lease, LeaseState, Outcome, TickReport
+from bananas.brokers.base import Delivery, JobFilter, Lease, LeaseState, Outcome, Reclaim, TickReport
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import LIVE, ids_json
@@ -89,14 +89,28 @@ def _filtered(only: JobFilter) -> tuple[str, list[object]]:
 
 
 def dequeue(
-    s: Session, routing_keys: Sequence[str], count: int, lease_s: float, worker: str, only: JobFilter | None = None
-) -> list[Delivery]:
+    s: Session,
+    routing_keys: Sequence[str],
+    count: int,
+    lease_s: float,
+    worker: str,
+    only: JobFilter | None = None,
+    reclaim: Reclaim | None = None,
+) -> tuple[list[Delivery], float | None]:
     """Lease up to ``count`` ready jobs: routing keys in order, highest priority first,
-    FIFO within a priority; with ``only``, just the matching ones."""
+    FIFO within a priority; with ``only``, just the matching ones. With ``reclaim``, the
+    scheduler's duties run first in the same transaction (for every routing key: one
+    database), and the time the next delayed job or lease falls due is returned."""
     out: list[Delivery] = []
     sql, extra = _filtered(only) if only is not None and (only.priorities or only.names) else (_DEQUEUE, [])
+    due: float | None = None
     with s.write() as c:
         now = time.time()
+        if reclaim is not None:
+            due = _next_due(c)
+            if due is not None and due <= now:
+                _duties(s, c, now, reclaim.max_deliveries, reclaim.failed_ttl_s)
+                due = _next_due(c)
         for rk in routing_keys:
             want = count - len(out)
             if want <= 0:
@@ -104,7 +118,7 @@ def dequeue(
             rows = c.execute(sql, (now, worker, now + lease_s, rk, *extra, want)).fetchall()
             rows.sort(key=lambda r: (-r[4], r[5], r[0]))  # RETURNING has no defined order
             out.extend(Delivery(r[0], rk, r[1], r[2], r[3]) for r in rows)
-    return out
+    return out, due
 
 
 def has_work(s: Session, routing_keys: Sequence[str]) -> bool:
@@ -236,25 +250,37 @@ _EARLIEST_LEASE = "SELECT min(lease_deadline) FROM jobs INDEXED BY jobs_leases W
 _EXPIRE = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE expires_at <= ? LIMIT ?)"
 
 
-def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> tuple[TickReport, float | None]:
+def _duties(s: Session, c: sqlite3.Connection, now: float, max_deliveries: int, failed_ttl_s: float) -> TickReport:
     """Due jobs -> ready; expired leases -> ready, or dead as ``worker_lost`` once
-    ``unacked`` reaches ``max_deliveries``; expired records deleted.
+    ``unacked`` reaches ``max_deliveries`` (at most ``TICK_LIMIT`` of each)."""
+    moved = [r[0] for r in c.execute(_MOVE_DUE, (now, now, TICK_LIMIT)).fetchall()]
+    lost = [r[0] for r in c.execute(_LOSE, (now, now + failed_ttl_s, now, max_deliveries, TICK_LIMIT))]
+    recovered = [r[0] for r in c.execute(_RECOVER, (now, now, max_deliveries, TICK_LIMIT)).fetchall()]
+    s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(i) for i in lost))
+    return TickReport(len(moved), len(recovered), len(lost))
+
+
+def _next_due(c: sqlite3.Connection) -> float | None:
+    """When the earliest delayed job or lease falls due."""
+    due, lease = c.execute(_EARLIEST_DUE).fetchone()[0], c.execute(_EARLIEST_LEASE).fetchone()[0]
+    return min((float(t) for t in (due, lease) if t is not None), default=None)
+
+
+def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> tuple[TickReport, float | None]:
+    """The scheduler's duties (``_duties``) and expired records deleted.
 
     Returns the report and the earliest scheduled time left (None if none).
     """
     with s.write() as c:
         now = time.time()
-        moved = [r[0] for r in c.execute(_MOVE_DUE, (now, now, TICK_LIMIT)).fetchall()]
-        lost = [r[0] for r in c.execute(_LOSE, (now, now + failed_ttl_s, now, max_deliveries, TICK_LIMIT))]
-        recovered = [r[0] for r in c.execute(_RECOVER, (now, now, max_deliveries, TICK_LIMIT)).fetchall()]
+        report = _duties(s, c, now, max_deliveries, failed_ttl_s)
         expired = c.execute(_EXPIRE, (now, TICK_LIMIT)).rowcount
         due = c.execute(_EARLIEST_DUE).fetchone()[0]
         lease = c.execute(_EARLIEST_LEASE).fetchone()[0]
-        s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(i) for i in lost))
     # More to do at once when a limit was hit (due jobs left over show in ``due`` anyway).
-    more = now if TICK_LIMIT in (len(lost), len(recovered), expired) else None
-    next_due = min((t for t in (due, lease, more) if t is not None), default=None)
-    return TickReport(len(moved), len(recovered), len(lost), next_due), due
+    more = now if TICK_LIMIT in (report.lost, report.recovered, expired) else None
+    report.next_due = min((t for t in (due, lease, more) if t is not None), default=None)
+    return report, due
 
 
 def earliest_scheduled(s: Session) -> float | None:

@@ -30,12 +30,14 @@ local function wake_workers(signal_key, n)
   for _ = 1, math.min(n, room) do redis.call('LPUSH', signal_key, 1) end
 end
 
--- Wake the scheduler leader when run_at is now the earliest scheduled time.
-local function wake_scheduler_if_first(scheduled_key, wake_key, run_at)
+-- When run_at is now the earliest scheduled time, wake the scheduler leader and one idle
+-- worker of the routing key (its next dequeue learns the new due time and waits for it).
+local function wake_scheduler_if_first(scheduled_key, wake_key, run_at, signal_key)
   local first = redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')
   if tonumber(first[2]) >= tonumber(run_at) then
     redis.call('LPUSH', wake_key, 1)
     redis.call('LTRIM', wake_key, 0, 3)
+    wake_workers(signal_key, 1)
   end
 end
 
@@ -60,11 +62,84 @@ local function hand_off(prefix, idle_key, leases_key, jk, id, body, now)
   local sep = string.find(offer, '|', 1, true)
   local worker = string.sub(offer, sep + 1)
   local deadline = now + tonumber(string.sub(offer, 1, sep - 1))
+  local stamp = string.format('%.0f', deadline)
   redis.call('HSET', jk, 'status', 'processing', 'started_at', now, 'worker', worker, 'deliveries', 1,
-    'unacked', 1)
+    'unacked', 1, 'handed', stamp)
   redis.call('ZADD', leases_key, deadline, id)
   local inbox = prefix .. 'inbox:' .. worker
-  redis.call('RPUSH', inbox, string.format('%.0f|%d|', deadline, #id) .. id .. body)
-  redis.call('PEXPIRE', inbox, deadline - now)
+  redis.call('RPUSH', inbox, stamp .. '|' .. #id .. '|' .. id .. body)
+  -- Kept a minute past the lease, so that reclaim_leases can tell a job never taken.
+  redis.call('PEXPIRE', inbox, deadline - now + 60000)
   return true
+end
+
+-- Scheduler duties for one routing key, shared by the leader's tick and by every worker's
+-- dequeue (so recovery never waits for a leader). `now` is in ms.
+local function to_ready(prefix, ready_key, jk, id, now)
+  redis.call('HSET', jk, 'status', 'pending')
+  local cur = redis.call('HMGET', jk, 'prio', 'name')
+  ready_add(prefix, ready_key, id, ready_score(cur[1], now), cur[2])
+end
+
+-- Due delayed/retry jobs -> ready (at most `limit`); returns how many moved.
+local function move_due(prefix, ready_key, scheduled_key, now, limit)
+  local moved = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', scheduled_key, '-inf', now, 'LIMIT', 0, limit)) do
+    redis.call('ZREM', scheduled_key, id)
+    local jk = prefix .. 'job:' .. id
+    if redis.call('HGET', jk, 'status') == 'scheduled' then
+      to_ready(prefix, ready_key, jk, id, now)
+      moved = moved + 1
+    end
+  end
+  return moved
+end
+
+-- Expired leases (at most `limit`) -> ready, or dead as worker_lost once the job was
+-- delivered `max_deliveries` times without an outcome. Returns recovered, lost.
+local function reclaim_leases(prefix, ready_key, leases_key, dead_key, now, limit, max_deliveries, failed_ttl)
+  local recovered, lost = 0, 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)) do
+    redis.call('ZREM', leases_key, id)
+    local jk = prefix .. 'job:' .. id
+    local cur = redis.call('HMGET', jk, 'status', 'unacked', 'deliveries', 'watch', 'handed', 'worker')
+    if cur[1] == 'processing' then
+      local unacked = tonumber(cur[2]) or 0
+      if cur[5] then  -- handed off: still in the inbox means its worker never took it
+        redis.call('HDEL', jk, 'handed')
+        local entry = cur[5] .. '|' .. #id .. '|' .. id .. redis.call('HGET', jk, 'body')
+        if redis.call('LREM', prefix .. 'inbox:' .. cur[6], 1, entry) == 1 then
+          unacked = unacked - 1  -- a delivery that reached no handler is not charged
+          redis.call('HSET', jk, 'unacked', unacked)
+        end
+      end
+      if unacked >= tonumber(max_deliveries) then
+        redis.call('HSET', jk, 'status', 'failed', 'reason', 'worker_lost', 'finished_at', string.format('%.0f', now),
+          'error', 'worker_lost: delivered ' .. cur[3] .. ' times without an outcome (lease expired)',
+          'unacked', 0)
+        redis.call('PEXPIRE', jk, failed_ttl)
+        redis.call('ZADD', dead_key, now, id)
+        if cur[4] then notify_waiter(prefix, id) end
+        lost = lost + 1
+      else
+        to_ready(prefix, ready_key, jk, id, now)
+        recovered = recovered + 1
+      end
+    end
+  end
+  return recovered, lost
+end
+
+-- The earliest score of a sorted set, or nil when it is empty.
+local function first_score(key)
+  local s = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(s[2])
+end
+
+-- When the next delayed job or lease of one routing key falls due (ms), or -1.
+local function next_due(scheduled_key, leases_key)
+  local s, l = first_score(scheduled_key), first_score(leases_key)
+  if s and (not l or s < l) then return string.format('%.0f', s) end
+  if l then return string.format('%.0f', l) end
+  return '-1'
 end

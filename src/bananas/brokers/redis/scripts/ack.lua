@@ -50,7 +50,7 @@ for i = first_other, #ARGV, 8 do
     redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
       'attempts', ARGV[i + 3], 'scheduled_for', ARGV[i + 7], 'unacked', 0)
     redis.call('ZADD', KEYS[2], ARGV[i + 7], id)
-    wake_scheduler_if_first(KEYS[2], KEYS[5], ARGV[i + 7])
+    wake_scheduler_if_first(KEYS[2], KEYS[5], ARGV[i + 7], prefix .. 'signal')
   elseif jk then
     redis.call('HSET', jk, 'status', 'failed', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
       'reason', ARGV[i + 6], 'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)

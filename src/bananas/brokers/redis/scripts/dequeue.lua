@@ -4,9 +4,14 @@
 -- that then blocks on it wakes only for jobs that arrive after this call; and with an
 -- offer the worker offers to have the next job handed to it (atomic with finding `ready`
 -- empty, so no job slips in between).
--- KEYS: 1 ready, 2 leases, 3 signal, 4 idle offers, 5 this worker's inbox
+-- With a max deliveries (ARGV 8), it first does the scheduler's duties for this routing
+-- key (due delayed/retry jobs -> ready, expired leases -> ready or worker_lost), so a dead
+-- worker's jobs come back without waiting for a leader, and it returns when the next of
+-- them falls due (ms, -1 for none) as one more element after the jobs.
+-- KEYS: 1 ready, 2 leases, 3 signal, 4 idle offers, 5 this worker's inbox, 6 scheduled, 7 dead
 -- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id,
---       6 offer ("lease_ms|worker_id", or "" for none), 7 offer deadline (ms)
+--       6 offer ("lease_ms|worker_id", or "" for none), 7 offer deadline (ms),
+--       8 max deliveries ("" = no scheduler duties), 9 failed ttl (ms)
 -- Per job one HMGET and one HSET: the counters are incremented here rather than with
 -- HINCRBY (the script is atomic, so read-then-write is as safe and two calls cheaper).
 local count = tonumber(ARGV[2])
@@ -28,7 +33,16 @@ end
 
 -- Handed jobs ("deadline|#id|" .. id .. body) are leased already: take those still held
 -- by their first delivery to this worker (a lease that ran out was given back meanwhile).
-if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
+local reclaim = ARGV[8] and ARGV[8] ~= ''
+if reclaim then
+  local now = tonumber(ARGV[3])
+  local moved = move_due(ARGV[1], KEYS[1], KEYS[6], now, 1000)
+  local recovered = reclaim_leases(ARGV[1], KEYS[1], KEYS[2], KEYS[7], now, 1000, ARGV[8], ARGV[9])
+  -- Tokens for what this call will not take (cleared below if it takes all there is).
+  if moved + recovered > 0 then wake_workers(KEYS[3], moved + recovered) end
+end
+
+if ARGV[6] and ARGV[6] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
   local handed = redis.call('LRANGE', KEYS[5], 0, count - 1)
   redis.call('LTRIM', KEYS[5], #handed, -1)
   for _, entry in ipairs(handed) do
@@ -74,4 +88,5 @@ for name, ids in pairs(unindex) do
     redis.call('ZREM', ARGV[1] .. 'ready:name:' .. name, unpack(ids, j, math.min(j + 499, #ids)))
   end
 end
+if reclaim then out[#out + 1] = next_due(KEYS[6], KEYS[2]) end
 return out

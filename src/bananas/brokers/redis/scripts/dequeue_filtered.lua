@@ -11,16 +11,26 @@
 -- ZSCAN returns every member present for the whole scan, and members added meanwhile
 -- are indexed as they come, so no ready job is missed; until the scan is done, jobs it
 -- has not reached yet are taken after those already indexed.
--- KEYS: 1 ready, 2 leases, 3 signal
+-- With a max deliveries (ARGV 7) it first does the scheduler's duties for the routing key
+-- and returns the next due time after the jobs, as dequeue.lua does.
+-- KEYS: 1 ready, 2 leases, 3 signal, 4 scheduled, 5 dead
 -- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id, 6 scan limit,
---       7 number of bands, then per band: min score, max score (highest priority first),
+--       7 max deliveries ("" = no scheduler duties), 8 failed ttl (ms),
+--       9 number of bands, then per band: min score, max score (highest priority first),
 --       then the names (none = any name)
-local prefix, want, scan, nb = ARGV[1], tonumber(ARGV[2]), ARGV[6], tonumber(ARGV[7])
+local prefix, want, scan, nb = ARGV[1], tonumber(ARGV[2]), ARGV[6], tonumber(ARGV[9])
 local names = {}
-for i = 8 + 2 * nb, #ARGV do names[#names + 1] = ARGV[i] end
+for i = 10 + 2 * nb, #ARGV do names[#names + 1] = ARGV[i] end
 local bands = {}
-for i = 1, nb do bands[i] = {ARGV[6 + 2 * i], ARGV[7 + 2 * i]} end
+for i = 1, nb do bands[i] = {ARGV[8 + 2 * i], ARGV[9 + 2 * i]} end
 if nb == 0 then bands[1] = {'-inf', '+inf'} end
+local reclaim = ARGV[7] ~= ''
+if reclaim then
+  local now = tonumber(ARGV[3])
+  local moved = move_due(prefix, KEYS[1], KEYS[4], now, 1000)
+  local recovered = reclaim_leases(prefix, KEYS[1], KEYS[2], KEYS[5], now, 1000, ARGV[7], ARGV[8])
+  if moved + recovered > 0 then wake_workers(KEYS[3], moved + recovered) end
+end
 
 local BACKFILL = 4000  -- about 10 ms of ZSCAN and HGET
 local budget = BACKFILL
@@ -90,4 +100,5 @@ for _, band in ipairs(bands) do
   end
 end
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) end
+if reclaim then out[#out + 1] = next_due(KEYS[4], KEYS[2]) end
 return out

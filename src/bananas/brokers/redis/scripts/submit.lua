@@ -64,6 +64,6 @@ while i <= #ARGV do
 end
 if #ready > 0 then redis.call('ZADD', KEYS[1], unpack(ready)) end
 if ready_n > 0 then wake_workers(KEYS[3], ready_n) end
-if earliest ~= nil then wake_scheduler_if_first(KEYS[2], KEYS[5], earliest) end
+if earliest ~= nil then wake_scheduler_if_first(KEYS[2], KEYS[5], earliest, KEYS[3]) end
 redis.call('SADD', KEYS[4], ARGV[2])
 return ready_n

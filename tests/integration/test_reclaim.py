@@ -1,0 +1,92 @@
+"""Every worker's dequeue does the scheduler's duties for its routing keys (``Reclaim``):
+a dead worker's jobs and due delayed jobs come back with no leader and no tick, on every
+broker (conftest BROKERS)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bananas import wire
+from bananas.brokers import Broker, from_url
+from bananas.brokers.base import JobFilter, Reclaim
+from bananas.job import Job, JobStatus, new_id
+
+RECLAIM = Reclaim(max_deliveries=3, failed_ttl_s=86400)
+
+
+@pytest.fixture
+async def broker(broker_url: str) -> AsyncIterator[Broker]:
+    b = from_url(broker_url)
+    yield b
+    await b.close()
+
+
+def make_job(*, at: float | None = None, name: str = "t") -> tuple[Job, bytes]:
+    job = Job(id=new_id(), name=name, payload={}, created_at=time.time(), scheduled_for=at)
+    return job, wire.encode_job(job)
+
+
+async def test_an_expired_lease_comes_back_to_the_next_dequeue_without_a_tick(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    [first] = await broker.dequeue(["default"], 1, 0.2, "dead-worker")
+    assert await broker.dequeue(["default"], 1, 30, "other", reclaim=RECLAIM) == []  # still leased
+    started = time.monotonic()
+    await broker.wait_for_work(["default"], 5.0)  # returns when the lease runs out, not after 5 s
+    assert time.monotonic() - started < 2.0
+    [again] = await broker.dequeue(["default"], 1, 30, "other", reclaim=RECLAIM)
+    assert (again.id, first.token, again.token) == (job[0].id, 1, 2)
+
+
+async def test_a_due_delayed_job_is_taken_by_the_next_dequeue_without_a_tick(broker: Broker) -> None:
+    job = make_job(at=time.time() + 0.3)
+    await broker.enqueue([job])
+    assert await broker.dequeue(["default"], 1, 30, "w", reclaim=RECLAIM) == []
+    started = time.monotonic()
+    await broker.wait_for_work(["default"], 5.0)
+    assert time.monotonic() - started < 2.0
+    [d] = await broker.dequeue(["default"], 1, 30, "w", reclaim=RECLAIM)
+    assert d.id == job[0].id
+
+
+async def test_a_delayed_job_submitted_while_a_worker_waits_wakes_it_by_its_time(broker: Broker) -> None:
+    assert await broker.dequeue(["default"], 1, 30, "w", reclaim=RECLAIM) == []
+    waiting = asyncio.create_task(broker.wait_for_work(["default"], 5.0))
+    await asyncio.sleep(0.05)  # the wait is in place before the submit: the order is under test
+    started = time.monotonic()
+    job = make_job(at=time.time() + 0.3)
+    await broker.enqueue([job])
+    for _ in range(3):  # woken by the submit, then by the due time
+        await waiting
+        got = await broker.dequeue(["default"], 1, 30, "w", reclaim=RECLAIM)
+        if got:
+            break
+        waiting = asyncio.create_task(broker.wait_for_work(["default"], 5.0))
+    assert [d.id for d in got] == [job[0].id]
+    assert time.monotonic() - started < 2.0
+
+
+async def test_a_filtered_dequeue_reclaims_too(broker: Broker) -> None:
+    job = make_job(name="only")
+    await broker.enqueue([job])
+    await broker.dequeue(["default"], 1, 0.05, "dead-worker")
+    await asyncio.sleep(0.08)  # the 50 ms lease lapses: wall-clock time is what is under test
+    got = await broker.dequeue(["default"], 1, 30, "w", JobFilter(names=("only",)), reclaim=RECLAIM)
+    assert [(d.id, d.token) for d in got] == [(job[0].id, 2)]
+
+
+async def test_reclaim_dead_letters_worker_lost_after_max_deliveries(broker: Broker) -> None:
+    job = make_job()
+    await broker.enqueue([job])
+    tokens = []
+    for _ in range(4):
+        got = await broker.dequeue(["default"], 1, 0.05, "w", reclaim=RECLAIM)
+        tokens += [d.token for d in got]
+        await asyncio.sleep(0.08)  # the lease lapses: wall-clock time is what is under test
+    assert tokens == [1, 2, 3]
+    seen = await broker.get_job(job[0].id)
+    assert seen is not None and seen.status is JobStatus.FAILED and seen.reason == "worker_lost"
