@@ -46,13 +46,14 @@ class WorkerSettings:
 class SchedulerSettings:
     """How the scheduler duties (delayed/retry -> ready, expired leases) run.
 
-    The leader ticks when something falls due or a submit wakes it; ``interval_s``
-    (SCHEDULER_INTERVAL) is only the longest it sleeps between ticks otherwise.
-    ``leader_ttl_s`` (BANANAS_SCHEDULER_LEADER_TTL) bounds failover after a leader dies.
+    Workers' fetches move due jobs and reclaim leases of their own routing keys; the
+    leader ticks every ``interval_s`` (SCHEDULER_INTERVAL) for the rest. ``leader_ttl_s``
+    (BANANAS_SCHEDULER_LEADER_TTL) is the lock's lifetime, renewed every half of it: a
+    dead leader is replaced, and its missed cron ticks fire, within that time.
     """
 
     interval_s: float = 5.0
-    leader_ttl_s: float = 15.0
+    leader_ttl_s: float = 8.0  # renewed every 4 s; a dead leader is replaced within 8 s
     cron_enabled: bool = True  # CRON_SCHEDULER_ENABLED
     cron_interval_s: float = 1.0  # CRON_SCHEDULER_INTERVAL: longest wait between cron passes
 

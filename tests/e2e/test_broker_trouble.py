@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from bananas import BrokerUnavailable, Client, JobStatus
+from bananas.settings import SchedulerSettings
 from bananas.testing import RedisServer, free_port, wait_until
 from tests.e2e.conftest import WorkerProcess
 
@@ -63,13 +64,14 @@ def test_worker_survives_redis_restart_and_resumes(fresh_redis: RedisServer, spa
 
 
 def test_idle_worker_sends_at_most_one_command_per_second(fresh_redis: RedisServer, spawn_worker: SpawnWorker) -> None:
-    spawn_worker(fresh_redis.url, env={"BANANAS_SCHEDULER_LEADER_TTL": "15"})  # the default
+    ttl = SchedulerSettings.leader_ttl_s  # the default, not the suite's short one
+    spawn_worker(fresh_redis.url, env={"BANANAS_SCHEDULER_LEADER_TTL": f"{ttl:g}"})
     probe = redis.Redis(port=fresh_redis.port, socket_timeout=None)  # quiet gaps exceed redis-py's 5 s default
     client = Client(fresh_redis.url)
     assert client.submit_and_wait("noop", {}, timeout=10) is None  # the worker is up and idle now
     client.close()
     wait_until(lambda: probe.get("bananas:scheduler:leader"), what="scheduler leadership")
-    window = 10.0
+    window = ttl + 4.0  # longer than the lock lives: its renewals are part of the cost
     sent: list[str] = []
     with probe.monitor() as monitor:  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + window
@@ -81,5 +83,6 @@ def test_idle_worker_sends_at_most_one_command_per_second(fresh_redis: RedisServ
                 sent.append(entry["command"].split()[0])
     rate = len(sent) / window
     assert rate <= 1.0, f"idle worker sent {rate:.2f} commands/s: {sent}"
+    assert probe.pttl("bananas:scheduler:leader") > ttl * 1000 / 3, "the leader stopped renewing its lock"
     print(f"idle worker: {rate:.2f} commands/s ({len(sent)} in {window:g} s)")
     probe.close()

@@ -15,6 +15,7 @@ import pytest
 
 from bananas.brokers import from_url
 from bananas.job import Job
+from bananas.settings import SchedulerSettings
 from bananas.testing import wait_until
 from bananas.testing.plugin import require_redis_server
 from tests.e2e.conftest import WorkerProcess
@@ -145,3 +146,37 @@ def test_schedules_cli_list_disable_enable_run_now(broker_url: str, spawn_worker
     cli("enable", "every-second")
     wait_until(lambda: int(state()["run_count"]) >= count + 4, 20, "firing to resume")  # type: ignore[call-overload]
     assert w.alive()
+
+
+@pytest.mark.slow
+def test_with_default_settings_a_tick_missed_by_a_sigkilled_leader_fires_within_10_s(
+    broker_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    env = {"BANANAS_SCHEDULER_LEADER_TTL": f"{SchedulerSettings.leader_ttl_s:g}"}  # the default, not the suite's
+
+    def start() -> WorkerProcess:
+        return spawn_worker(broker_url, "--mode", "scheduler-only", "--app", "tests.e2e.cron_app:app", env=env)
+
+    procs = {p.pid: p for p in (start(), start())}
+    leader = wait_until(lambda: leader_pid(broker_url), timeout=10, what="a scheduler leader")
+    assert isinstance(leader, int) and leader in procs
+    wait_until(lambda: fired_jobs(broker_url), timeout=10, what="the leader's first tick")
+    killed_at = time.time()
+    procs[leader].signal(signal.SIGKILL)
+    procs[leader].wait(5)
+    survivor = next(p for pid, p in procs.items() if pid != leader)
+    horizon = killed_at + SchedulerSettings.leader_ttl_s + 2
+
+    def fired_past_horizon() -> list[Job]:
+        jobs = fired_jobs(broker_url)
+        return jobs if any(float(j.headers["bananas-tick"]) >= horizon for j in jobs) else []
+
+    jobs = wait_until(fired_past_horizon, timeout=30, what="ticks after the failover")
+    ticks = {float(j.headers["bananas-tick"]): j for j in jobs}
+    owed = list(range(int(killed_at) + 1, int(horizon) + 1))
+    assert not [t for t in owed if float(t) not in ticks], f"ticks never fired: {sorted(ticks)}"
+    late = {t: round(ticks[float(t)].created_at - t, 2) for t in owed}
+    assert max(late.values()) <= 10.0, f"ticks fired late by more than 10 s: {late}"
+    assert max(late.values()) > 1.0, f"the failover should have delayed some tick: {late}"  # the kill was real
+    assert survivor.alive() and "is now leader" in survivor.output()
+    print(f"worst lateness after the leader died: {max(late.values()):.2f} s")

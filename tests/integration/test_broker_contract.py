@@ -10,7 +10,7 @@ import pytest
 
 from bananas import wire
 from bananas.brokers import Broker, Lease, Outcome, from_url
-from bananas.brokers.base import JobFilter
+from bananas.brokers.base import JobFilter, LeaderLock
 from bananas.job import Job, JobStatus, new_id
 
 TTL = (3600.0, 86400.0)
@@ -262,18 +262,6 @@ async def test_wait_for_work_wakes_on_enqueue(broker: Broker) -> None:
     await other.close()
 
 
-async def test_wait_for_schedule_wakes_on_earlier_delayed_job(broker: Broker) -> None:
-    other = broker.clone()
-    waiter = asyncio.create_task(broker.wait_for_schedule(5))
-    # Time is what is checked here: with nothing scheduled, the waiter must still block after 50 ms.
-    assert not (await asyncio.wait({waiter}, timeout=0.05))[0]
-    t0 = time.monotonic()
-    await other.enqueue([make_job(at=time.time() + 60)])
-    await asyncio.wait_for(waiter, 5)
-    assert time.monotonic() - t0 < 1.0
-    await other.close()
-
-
 async def test_queue_stats_by_priority(broker: Broker) -> None:
     await broker.enqueue([make_job(priority=90), make_job(priority=90), make_job(priority=10)])
     soon = time.time() + 60
@@ -296,15 +284,16 @@ async def test_list_jobs_filters_by_status_and_name(broker: Broker) -> None:
 
 
 async def test_leader_lock_is_exclusive_with_increasing_tokens(broker: Broker) -> None:
-    t1 = await broker.acquire_leader("one", 0.3)
+    t1 = (await broker.acquire_leader("one", 0.3)).token
     assert t1 is not None
-    assert await broker.acquire_leader("two", 0.3) is None
-    assert await broker.acquire_leader("one", 0.3) == t1
+    held = await broker.acquire_leader("two", 0.3)
+    assert held.token is None and 0 < held.expires_in_s <= 0.3  # a follower learns how long to wait
+    assert await broker.acquire_leader("one", 0.3) == LeaderLock(t1, 0.3)
     await broker.release_leader("one")
-    t2 = await broker.acquire_leader("two", 0.1)
+    t2 = (await broker.acquire_leader("two", 0.1)).token
     assert t2 is not None and t2 > t1
     await asyncio.sleep(0.15)  # the 0.1 s leader lock expires: time is what is under test
-    t3 = await broker.acquire_leader("one", 1)
+    t3 = (await broker.acquire_leader("one", 1)).token
     assert t3 is not None and t3 > t2
 
 

@@ -29,7 +29,7 @@ def fire(sid: str, tick: float, next_run: float | None = None) -> Fire:
 
 
 async def test_fire_once_per_tick_and_state(broker: Broker) -> None:
-    token = await broker.acquire_leader("a", 10)
+    token = (await broker.acquire_leader("a", 10)).token
     assert token is not None
     first = fire("s", 100.0, 160.0)
     assert await broker.fire_schedule([first, fire("s", 100.0), fire("s", 160.0, 220.0)], token) == [True, False, True]
@@ -41,10 +41,10 @@ async def test_fire_once_per_tick_and_state(broker: Broker) -> None:
 
 
 async def test_fire_is_fenced_by_newer_leader(broker: Broker) -> None:
-    old = await broker.acquire_leader("a", 0.5)
+    old = (await broker.acquire_leader("a", 0.5)).token
     assert old is not None
     await broker.release_leader("a")
-    new = await broker.acquire_leader("b", 10)
+    new = (await broker.acquire_leader("b", 10)).token
     assert new is not None and new > old
     assert await broker.fire_schedule([fire("s", 1.0)], old) == [False]
     assert await broker.dequeue(["default"], 10, 30, "w") == []
@@ -80,7 +80,7 @@ async def test_runner_fires_due_ticks_once_across_two_runners(broker_url: str) -
     runners = [CronRunner(b, app.schedules, settings, JobBuilder(settings, app.registry.tasks),
                           clock=lambda: clock[0]) for b in brokers]  # fmt: skip
     try:
-        token = await brokers[0].acquire_leader("a", 30)
+        token = (await brokers[0].acquire_leader("a", 30)).token
         first = await runners[0].run_due(token)  # registers: next_run = next tick, nothing fired
         assert first == 1_700_000_010.0
         clock[0] = 1_700_000_031.0  # 10 and 20 are older than the late window (6 s): missed, skipped

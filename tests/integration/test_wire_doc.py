@@ -20,7 +20,6 @@ import redis.asyncio as aioredis
 SCRIPTS = Path(__file__).resolve().parents[2] / "src" / "bananas" / "brokers" / "redis" / "scripts"
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ROUTING_KEYS = "bananas:routing_keys"
-WAKE = "bananas:wake"
 LEASE_MS = 30_000
 COMPLETED_TTL_MS = 3_600_000
 FAILED_TTL_MS = 86_400_000
@@ -101,7 +100,7 @@ class PlainRedis:
         args: list[Any] = [p, rk, now_ms() if now is None else now, int(watch)]
         for run in runs:
             args += run
-        keys = [p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE, p + "idle", p + "leases"]
+        keys = [p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, p + "idle", p + "leases"]
         return int(await self.call("submit", keys, args))
 
     async def dequeue(
@@ -124,7 +123,7 @@ class PlainRedis:
         args: list[Any] = [p, now_ms(), COMPLETED_TTL_MS, FAILED_TTL_MS, len(completed)]
         for outcome in [*completed, *others]:
             args += outcome
-        keys = [p + "leases", p + "scheduled", p + "dead", p + "finished", WAKE]
+        keys = [p + "leases", p + "scheduled", p + "dead", p + "finished"]
         return [int(x) for x in await self.call("ack", keys, args)]
 
     async def read_job(self, rk: str, job_id: str) -> dict[str, Any] | None:

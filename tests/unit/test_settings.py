@@ -125,7 +125,7 @@ def test_the_command_line_console_takes_warn_too() -> None:
 def test_defaults_without_any_variable() -> None:
     s = Settings.from_env({})
     assert s.log_level == "INFO" and s.jobs.timeout_s == 300.0
-    assert (s.scheduler.interval_s, s.scheduler.cron_interval_s, s.scheduler.leader_ttl_s) == (5.0, 1.0, 15.0)
+    assert (s.scheduler.interval_s, s.scheduler.cron_interval_s, s.scheduler.leader_ttl_s) == (5.0, 1.0, 8.0)
     assert s.logs.es_flush_interval_s == 10.0
 
 

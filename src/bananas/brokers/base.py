@@ -93,6 +93,15 @@ class Reclaim:
     failed_ttl_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class LeaderLock:
+    """What ``acquire_leader`` found: this holder's fencing token (``None`` when another
+    holder has the lock) and how many seconds the lock lasts from now."""
+
+    token: int | None
+    expires_in_s: float
+
+
 @dataclass(slots=True)
 class TickReport:
     """What one scheduler tick did."""
@@ -264,11 +273,8 @@ class Broker(Protocol):
         older than their records' TTLs (``failed_ttl_s``, ``completed_ttl_s``).
         """
 
-    async def wait_for_schedule(self, timeout_s: float) -> None:
-        """Block until a new delayed job may need the scheduler, or the timeout."""
-
-    async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
-        """Take or keep the scheduler lock; return the fencing token, None if held elsewhere."""
+    async def acquire_leader(self, holder: str, ttl_s: float) -> LeaderLock:
+        """Take or keep the scheduler lock for ``ttl_s``; say who has it for how long."""
 
     async def release_leader(self, holder: str) -> None:
         """Drop the scheduler lock if ``holder`` has it."""

@@ -15,6 +15,7 @@ from bananas.brokers.base import (
     Broker,
     Delivery,
     JobFilter,
+    LeaderLock,
     Lease,
     LeaseState,
     Offer,
@@ -27,7 +28,7 @@ from bananas.brokers.redis.catalogue import RedisCatalogue
 from bananas.brokers.redis.connection import BlockingScript
 from bananas.brokers.redis.guard import guard, translate
 from bananas.brokers.redis.inspection import RedisInspection
-from bananas.brokers.redis.layout import EPOCH, LEADER, WAKE, ms, prefix
+from bananas.brokers.redis.layout import EPOCH, LEADER, ms, prefix
 from bananas.brokers.redis.schedule import RedisSchedules
 from bananas.brokers.redis.store import MAX_BLOCK_S
 from bananas.job import Job
@@ -226,7 +227,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                 args += (o.id, o.token, o.attempts, o.result)
             for o in other:
                 args += (o.id, o.token, o.kind, o.attempts, o.error, o.traceback, o.reason, ms(o.retry_at))
-            res = await self._hot("ack", [p + "leases", p + "scheduled", p + "dead", p + "finished", WAKE], args)
+            res = await self._hot("ack", [p + "leases", p + "scheduled", p + "dead", p + "finished"], args)
             for o, ok in zip([*done, *other], res, strict=True):
                 accepted[id(o)] = bool(ok)
         return [accepted[id(o)] for o in outcomes]
@@ -291,15 +292,10 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                 report.next_due = due / 1000
         return report
 
-    @guard("wait for schedule")
-    async def wait_for_schedule(self, timeout_s: float) -> None:
-        if await self._rb.blpop([WAKE], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S))):
-            self._tick_rks = None  # a submit woke us: it may have used a new routing key
-
     @guard("acquire scheduler lock")
-    async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
-        token = await self._s["leader"]([LEADER, EPOCH], [holder, ms(ttl_s)])
-        return int(token) if token else None
+    async def acquire_leader(self, holder: str, ttl_s: float) -> LeaderLock:
+        token, left_ms = await self._s["leader"]([LEADER, EPOCH], [holder, ms(ttl_s)])
+        return LeaderLock(int(token) or None, max(0, int(left_ms)) / 1000)
 
     @guard("release scheduler lock")
     async def release_leader(self, holder: str) -> None:

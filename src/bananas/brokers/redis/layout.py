@@ -15,7 +15,6 @@ from bananas.job import Job, JobStatus
 #: Prefix of every key Bananas writes.
 PREFIX = "bananas:"
 ROUTING_KEYS = PREFIX + "routing_keys"
-WAKE = PREFIX + "wake"
 LEADER = PREFIX + "scheduler:leader"
 EPOCH = PREFIX + "scheduler:epoch"
 SCHEDULES = PREFIX + "schedules"
@@ -58,7 +57,7 @@ def submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[l
         for run in rk_runs:
             run[0] = (len(run) - 4) // 2
             args += run
-        calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, WAKE, p + "idle", p + "leases"], args))
+        calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, p + "idle", p + "leases"], args))
     return calls
 
 

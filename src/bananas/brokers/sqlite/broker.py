@@ -19,6 +19,7 @@ from bananas.brokers.base import (
     Delivery,
     Fire,
     JobFilter,
+    LeaderLock,
     Lease,
     LeaseState,
     Offer,
@@ -40,21 +41,15 @@ T = TypeVar("T")
 
 
 class _ScheduleProbe:
-    """True once a job is scheduled earlier than the earliest one the scheduler knew of.
+    """True once a job is scheduled earlier than ``baseline``, the earliest due time the
+    waiting worker's last fetch saw (so a job delayed between that fetch and the wait
+    still wakes it)."""
 
-    The baseline is what the last ``tick`` saw, so a job scheduled between that tick and
-    the wait still wakes it (the Redis broker keeps its wake signal in a list for this).
-    """
-
-    def __init__(self, baseline: float | None, known: bool) -> None:
+    def __init__(self, baseline: float | None) -> None:
         self.baseline = baseline
-        self.known = known
 
     def __call__(self, s: Session) -> bool:
         current = ops.earliest_scheduled(s)
-        if not self.known:
-            self.baseline, self.known = current, True
-            return False
         return current is not None and (self.baseline is None or current < self.baseline)
 
 
@@ -92,8 +87,6 @@ class SQLiteBroker(Broker):
         self._timeout_s = timeout_s
         self._engine: Engine | None = None
         self._finalizer: weakref.finalize[[], SQLiteBroker] | None = None
-        self._tick_due: float | None = None  # earliest scheduled job the last tick saw
-        self._tick_seen = False
         self._due: float | None = None  # when the next delayed job or lease falls due (last reclaim)
         self._reclaims = False  # the last dequeue did the scheduler's duties
         self._open()
@@ -171,7 +164,7 @@ class SQLiteBroker(Broker):
         probe: Callable[[Session], bool] = functools.partial(ops.has_work, routing_keys=keys)
         if self._reclaims:  # also wake when something falls due
             timeout_s = min(timeout_s, max(0.0, (self._due or math.inf) - time.time()))
-            probe = _WorkProbe(probe, _ScheduleProbe(self._due, True))
+            probe = _WorkProbe(probe, _ScheduleProbe(self._due))
             topics.append(SCHEDULE_TOPIC)
         await self._wait("wait for work", topics, probe, timeout_s)
         return []  # no hand-off: a woken worker dequeues
@@ -206,16 +199,10 @@ class SQLiteBroker(Broker):
     async def tick(self, max_deliveries: int, failed_ttl_s: float, completed_ttl_s: float = 3600.0) -> TickReport:
         # Records carry their own expiry (expires_at, set from the TTLs at the outcome).
         fn = functools.partial(ops.tick, max_deliveries=max_deliveries, failed_ttl_s=failed_ttl_s)
-        report, self._tick_due = await self._run("scheduler tick", fn)
-        self._tick_seen = True
+        report, _next_due = await self._run("scheduler tick", fn)
         return report
 
-    async def wait_for_schedule(self, timeout_s: float) -> None:
-        probe = _ScheduleProbe(self._tick_due, self._tick_seen)
-        self._tick_seen = False
-        await self._wait("wait for schedule", [SCHEDULE_TOPIC], probe, timeout_s)
-
-    async def acquire_leader(self, holder: str, ttl_s: float) -> int | None:
+    async def acquire_leader(self, holder: str, ttl_s: float) -> LeaderLock:
         fn = functools.partial(ops.acquire_leader, holder=holder, ttl_s=ttl_s)
         return await self._run("acquire scheduler lock", fn)
 

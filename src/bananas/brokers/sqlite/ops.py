@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from bananas.brokers.base import Delivery, JobFilter, Lease, LeaseState, Outcome, Reclaim, TickReport
+from bananas.brokers.base import Delivery, JobFilter, LeaderLock, Lease, LeaseState, Outcome, Reclaim, TickReport
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import LIVE, ids_json
@@ -290,22 +290,22 @@ def earliest_scheduled(s: Session) -> float | None:
     return None if value is None else float(value)
 
 
-def acquire_leader(s: Session, holder: str, ttl_s: float) -> int | None:
+def acquire_leader(s: Session, holder: str, ttl_s: float) -> LeaderLock:
     """Take or keep the scheduler lock; a new holder gets the next fencing token."""
     with s.write() as c:
         now = time.time()
         row = c.execute("SELECT holder, token, expires_at FROM leader WHERE name = ?", (LEADER,)).fetchone()
         if row is not None and row[2] > now:
             if row[0] != holder:
-                return None
+                return LeaderLock(None, row[2] - now)
             c.execute("UPDATE leader SET expires_at = ? WHERE name = ?", (now + ttl_s, LEADER))
-            return int(row[1])
+            return LeaderLock(int(row[1]), ttl_s)
         token = c.execute(
             "INSERT INTO counters (name, value) VALUES ('leader_epoch', 1)"
             " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"
         ).fetchone()[0]
         c.execute("INSERT OR REPLACE INTO leader VALUES (?, ?, ?, ?)", (LEADER, holder, token, now + ttl_s))
-        return int(token)
+        return LeaderLock(int(token), ttl_s)
 
 
 def release_leader(s: Session, holder: str) -> None:

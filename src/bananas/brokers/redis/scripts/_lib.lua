@@ -30,13 +30,11 @@ local function wake_workers(signal_key, n)
   for _ = 1, math.min(n, room) do redis.call('LPUSH', signal_key, 1) end
 end
 
--- When run_at is now the earliest scheduled time, wake the scheduler leader and one idle
--- worker of the routing key (its next dequeue learns the new due time and waits for it).
-local function wake_scheduler_if_first(scheduled_key, wake_key, run_at, signal_key)
+-- When run_at is now the earliest scheduled time, wake one idle worker of the routing key
+-- (its next dequeue learns the new due time and waits for it).
+local function wake_if_earliest(scheduled_key, run_at, signal_key)
   local first = redis.call('ZRANGE', scheduled_key, 0, 0, 'WITHSCORES')
   if tonumber(first[2]) >= tonumber(run_at) then
-    redis.call('LPUSH', wake_key, 1)
-    redis.call('LTRIM', wake_key, 0, 3)
     wake_workers(signal_key, 1)
   end
 end

@@ -1,5 +1,5 @@
 -- Store outcomes and release leases, refusing any whose delivery token is stale.
--- KEYS: 1 leases, 2 scheduled, 3 dead, 4 finished, 5 scheduler wake list
+-- KEYS: 1 leases, 2 scheduled, 3 dead, 4 finished
 -- ARGV: 1 prefix, 2 now (ms), 3 completed ttl (ms), 4 failed ttl (ms), 5 number of completed outcomes N,
 --       then N completed outcomes as: id, token, attempts, result
 --       then the other outcomes as: id, token, kind, attempts, error, traceback, reason, retry_at (ms)
@@ -50,7 +50,7 @@ for i = first_other, #ARGV, 8 do
     redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
       'attempts', ARGV[i + 3], 'scheduled_for', ARGV[i + 7], 'unacked', 0)
     redis.call('ZADD', KEYS[2], ARGV[i + 7], id)
-    wake_scheduler_if_first(KEYS[2], KEYS[5], ARGV[i + 7], prefix .. 'signal')
+    wake_if_earliest(KEYS[2], ARGV[i + 7], prefix .. 'signal')
   elseif jk then
     redis.call('HSET', jk, 'status', 'failed', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
       'reason', ARGV[i + 6], 'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)

@@ -1,6 +1,6 @@
 -- Store jobs and make them ready or scheduled. One call per batch.
--- KEYS: 1 ready, 2 scheduled, 3 signal, 4 routing-key set, 5 scheduler wake list,
---       6 idle offers, 7 leases (6 and 7 default to the routing key's own)
+-- KEYS: 1 ready, 2 scheduled, 3 signal, 4 routing-key set,
+--       5 idle offers, 6 leases (5 and 6 default to the routing key's own)
 -- ARGV: 1 key prefix "bananas:{rk}:", 2 routing key, 3 now (ms), 4 watch (0|1), then
 --       runs of jobs that share priority, run_at and name: n, priority, run_at (ms,
 --       0 = now), name, then n times id, body (a batch is usually one run)
@@ -12,7 +12,7 @@ local prefix, now, watch = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
 local ready_n, earliest = 0, nil
 local ready = {}
 local single = #ARGV == 10  -- one job: no batching tables (a tenth of a one-job call)
-local idle_key, leases_key = KEYS[6] or prefix .. 'idle', KEYS[7] or prefix .. 'leases'
+local idle_key, leases_key = KEYS[5] or prefix .. 'idle', KEYS[6] or prefix .. 'leases'
 local offers = redis.call('EXISTS', idle_key) == 1
 
 -- Add to a pending ZADD of `key`, sent when it holds 500 members (unpack()'s stack limit).
@@ -64,6 +64,6 @@ while i <= #ARGV do
 end
 if #ready > 0 then redis.call('ZADD', KEYS[1], unpack(ready)) end
 if ready_n > 0 then wake_workers(KEYS[3], ready_n) end
-if earliest ~= nil then wake_scheduler_if_first(KEYS[2], KEYS[5], earliest, KEYS[3]) end
+if earliest ~= nil then wake_if_earliest(KEYS[2], earliest, KEYS[3]) end
 redis.call('SADD', KEYS[4], ARGV[2])
 return ready_n
