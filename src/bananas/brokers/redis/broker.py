@@ -127,12 +127,11 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                 keys += (p + "scheduled", p + "dead")
                 if offer is None:
                     args += ("", "")
-                args += (reclaim.max_deliveries, max(1, ms(reclaim.failed_ttl_s)))
+                args += layout.duty_args(reclaim)
             raw = await self._hot("dequeue", keys, args)
             if reclaim is not None:
                 due.append(int(raw.pop()))
-            for i in range(0, len(raw), 4):
-                out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
+            out += layout.deliveries(rk, raw)
         if reclaim is not None:
             self._due = layout.earliest_due(due)
         return out
@@ -156,7 +155,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
             if want <= 0:
                 break
             now, p = time.time(), prefix(rk)
-            duties = ("", 0) if reclaim is None else (reclaim.max_deliveries, max(1, ms(reclaim.failed_ttl_s)))
+            duties = ("", 0) if reclaim is None else layout.duty_args(reclaim)
             raw = await self._s["dequeue_filtered"](
                 [p + "ready", p + "leases", p + "signal", p + "scheduled", p + "dead"],
                 [p, want, ms(now), ms(now + lease_s), worker_id, FILTER_SCAN, *duties, len(only.priorities),
@@ -164,8 +163,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
             )  # fmt: skip
             if reclaim is not None:
                 due.append(int(raw.pop()))
-            for i in range(0, len(raw), 4):
-                out.append(Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])))
+            out += layout.deliveries(rk, raw)
         if reclaim is not None:
             self._due = layout.earliest_due(due)
         return out

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bananas import wire
-from bananas.brokers.base import Delivery, Lease, Offer, ScheduleState
+from bananas.brokers.base import Delivery, Lease, Offer, Reclaim, ScheduleState
 from bananas.errors import PayloadError
 from bananas.job import Job, JobStatus
 
@@ -136,6 +136,16 @@ def job_from_hash(job_id: str, rk: str, fields: dict[bytes, bytes]) -> Job:
     if fields.get(b"worker"):
         job.worker = fields[b"worker"].decode()
     return job
+
+
+def duty_args(reclaim: Reclaim) -> tuple[int, int]:
+    """The dequeue scripts' duty arguments: max deliveries, failed TTL (ms)."""
+    return reclaim.max_deliveries, max(1, ms(reclaim.failed_ttl_s))
+
+
+def deliveries(rk: str, raw: Sequence[Any]) -> list[Delivery]:
+    """A dequeue reply (``id, body, token, attempts`` per job) as deliveries."""
+    return [Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])) for i in range(0, len(raw), 4)]
 
 
 def earliest_due(due_ms: Sequence[int]) -> float | None:
