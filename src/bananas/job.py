@@ -65,6 +65,7 @@ class DeadReason(str, enum.Enum):
     WORKER_LOST = "worker_lost"
     MALFORMED = "malformed"
     RESULT_SERIALIZATION = "result_serialization"
+    SIGNATURE_INVALID = "signature_invalid"
 
 
 def parse_priority(value: str | int | Priority | None) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from bananas.envvars import LOG_LEVELS, EnvReader, parse_log_level
 from bananas.errors import ConfigurationError
 from bananas.job import check_routing_key
+from bananas.signing import Signer, check_keys, parse_keys
 
 __all__ = [
     "DEFAULT_URL", "LOG_LEVELS", "WORKER_MODES", "DashboardSettings", "JobDefaults", "LogSettings",
@@ -131,6 +132,19 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True)
+class SigningSettings:
+    """Signed jobs (``bananas.signing``): BANANAS_SIGNING_KEYS, newest first, and
+    BANANAS_SIGNING_REQUIRED (default true: with keys, unsigned jobs are refused)."""
+
+    keys: tuple[str, ...] = field(default=(), repr=False)
+    required: bool = True
+
+    def signer(self) -> Signer | None:
+        """The signer these settings ask for; ``None`` without keys (jobs go unsigned)."""
+        return Signer(self.keys, required=self.required) if self.keys else None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable, in sections."""
 
@@ -143,6 +157,7 @@ class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -185,6 +200,9 @@ class Settings:
             dashboard=DashboardSettings(
                 host=env.text("BANANAS_DASHBOARD_HOST") or DashboardSettings.host,
                 port=env.integer("BANANAS_DASHBOARD_PORT", DashboardSettings.port),
+            ),
+            signing=SigningSettings(
+                parse_keys(env.text("BANANAS_SIGNING_KEYS")), env.flag("BANANAS_SIGNING_REQUIRED", True)
             ),
         )
         settings.validate()
@@ -240,6 +258,7 @@ class Settings:
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         _validate_observability(self)
+        check_keys(self.signing.keys)
 
 
 def _check_positive(*durations: tuple[str, float]) -> None:

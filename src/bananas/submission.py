@@ -69,6 +69,7 @@ class JobBuilder:
         self.tasks: Mapping[str, TaskDefinition] = tasks if tasks is not None else {}
         self.middleware = middleware
         self.catalogue = catalogue if catalogue is not None else Catalogue()
+        self._signer = settings.signing.signer()  # BANANAS_SIGNING_KEYS: sign every job built
         # Names and routing keys already found legal (the regex costs more than the lookup).
         self._valid_names = _BoundedSet()
         self._valid_routing_keys = _BoundedSet()
@@ -120,7 +121,8 @@ class JobBuilder:
         )
         if self.middleware is not None:
             self.middleware.before_submit(job)
-        return job, wire.encode_job(job, self.settings.jobs.max_job_bytes)
+        body = wire.encode_job(job, self.settings.jobs.max_job_bytes)
+        return job, body if self._signer is None else self._signer.sign(body)
 
     def needs_catalogue(self, names: Iterable[str]) -> bool:
         """Whether any of these tasks is not declared in this process (so the catalogue,

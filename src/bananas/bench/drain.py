@@ -51,14 +51,20 @@ def wait_drained(client: Client, ids: Sequence[str], timeout_s: float) -> float:
 
 
 def drain(
-    client: Client, url: str, n: int, config: DrainConfig, payload: Mapping[str, Any] | None = None, name: str = ""
+    client: Client,
+    url: str,
+    n: int,
+    config: DrainConfig,
+    payload: Mapping[str, Any] | None = None,
+    name: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> float:
     """Queue ``n`` jobs of task ``name`` (default ``sink`` with a payload, else ``noop``), then
-    start the workers; jobs/s until all are completed."""
+    start the workers (with ``env`` added to theirs); jobs/s until all are completed."""
     name = name or ("sink" if payload else "noop")
     ids = queue_many(client, n, name, payload)
     _, concurrency, processes = config
-    with WorkerProcess(url, concurrency, processes):
+    with WorkerProcess(url, concurrency, processes, env):
         return wait_drained(client, ids, timeout_s=60 + n / 500)
 
 

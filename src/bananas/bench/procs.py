@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 #: The app every benchmark worker runs.
 APP = "bananas.bench.tasks:app"
@@ -17,8 +17,10 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 class WorkerProcess:
     """A real ``bananas worker`` process (a supervisor when ``processes`` is given)."""
 
-    def __init__(self, url: str, concurrency: int, processes: int | None = None) -> None:
-        env = {**os.environ, "LOG_LEVEL": "WARNING", "BENCH_IO_URL": url}
+    def __init__(
+        self, url: str, concurrency: int, processes: int | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        env = {**os.environ, "LOG_LEVEL": "WARNING", "BENCH_IO_URL": url, **(env or {})}
         cmd = [sys.executable, "-m", "bananas", "worker", "--app", APP, "--url", url, "--concurrency", str(concurrency)]
         if processes is not None:
             cmd += ["--processes", str(processes)]

@@ -111,6 +111,12 @@ def _other_rows(results: dict[str, Any], push1: float | None, push_n: float | No
     for depth, p in (results.get("depth") or {}).items():
         out.append(Row("depth", f"dequeue, {int(depth):,} waiting (client)", p["client_us"], "µs"))
         out.append(Row("depth", f"dequeue, {int(depth):,} waiting (in Redis)", p["server_us"], "µs"))
+    if (sg := results.get("signing")) is not None:
+        for what in ("submit_many", "drain"):
+            v = sg[f"{what}_signed_per_s"]
+            out.append(
+                Row("signing", f"{what} signed (ratio: to unsigned)", v, "jobs/s", _ratio(v, sg[f"{what}_per_s"]))
+            )
     if (s := results.get("sqlite")) is not None:
         v = s["drain_one_process_per_s"]
         out.append(Row("sqlite", "drain, 1 worker process", v, "jobs/s", None, "≥ 5,000", v >= 5_000))

@@ -19,10 +19,13 @@ from bananas.bench.io import run_io
 from bananas.bench.latency import run_depth, run_latency
 from bananas.bench.limit import run_limit
 from bananas.bench.payloads import run_payloads
+from bananas.bench.signing import run_signing
 from bananas.testing import RedisServer
 
 #: Every scenario, in the order they run.
-SCENARIOS = ("limit", "enqueue", "drain", "io", "latency", "idle", "memory", "payloads", "depth", "sqlite")
+SCENARIOS = (
+    "limit", "enqueue", "drain", "io", "latency", "idle", "memory", "payloads", "depth", "signing", "sqlite",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,8 @@ def _scenario(name: str, config: BenchConfig, client: Client, url: str, flush: C
         return run_io(client, url, config.jobs, flush, config.rounds)
     if name == "latency":
         return run_latency(client, url, config.latency_rates, config.latency_s)
+    if name == "signing":
+        return run_signing(url, config.jobs, flush, config.rounds)
     if name == "payloads":
         return run_payloads(client, url, config.jobs, flush)
     if name == "depth":

@@ -18,6 +18,7 @@ from bananas.job import DeadReason, Job
 from bananas.middleware import MiddlewareChain
 from bananas.registry import TaskDefinition
 from bananas.settings import JobDefaults
+from bananas.signing import Signer
 from bananas.worker.deadlines import Deadlines
 from bananas.worker.threads import DaemonPool
 
@@ -38,8 +39,10 @@ class Executor:
         report_progress: Callable[[str, str, float], None],
         middleware: MiddlewareChain | None = None,
         defaults: JobDefaults | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._tasks = tasks
+        self._signer = signer  # BANANAS_SIGNING_KEYS: bodies are checked before decoding
         # What a job that carries no timeout or max_retries of its own gets (after its task's).
         self._defaults = defaults or JobDefaults()
         self._pool = pool
@@ -77,6 +80,8 @@ class Executor:
         """Decode the job, find its task and check its payload: the handler's keyword
         arguments, or the outcome of a job that cannot run."""
         attempt = d.attempts + 1
+        if self._signer is not None and (refused := self._signer.check(d.body)) is not None:
+            return self._dead(d, attempt, DeadReason.SIGNATURE_INVALID, refused)
         try:
             job = wire.decode_job(d.body)
         except PayloadError as exc:

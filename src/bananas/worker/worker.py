@@ -124,8 +124,9 @@ class Worker:
         self._acker = Acker(self.broker, (jobs.completed_ttl_s, jobs.failed_ttl_s), self._stored)
         self._pool = DaemonPool(w.concurrency, self._loop)
         self._executor = Executor(
-            self.registry.tasks, self._pool, self.id, self._report_progress, self.middleware, self.settings.jobs
-        )
+            self.registry.tasks, self._pool, self.id, self._report_progress, self.middleware, jobs,
+            self.settings.signing.signer(),
+        )  # fmt: skip
         keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
         keeper.start()
         scheduler = self.scheduler = (
