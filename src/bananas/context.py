@@ -23,12 +23,14 @@ class Context:
         headers: the job's string headers (trace context and the like).
         worker_id: the worker running the job.
         ready_at: unix time the job became due (created, or its scheduled time).
+        delivery: how many times the broker has handed this job out, this time included
+            (more than ``attempt`` after a worker died holding it).
         logger: a logger whose records carry the job id.
     """
 
     __slots__ = (
-        "_cancelled", "_logger", "_report", "attempt", "headers", "job_id", "name", "priority", "ready_at",
-        "routing_key", "worker_id",
+        "_cancelled", "_logger", "_report", "attempt", "delivery", "headers", "job_id", "name", "priority",
+        "ready_at", "routing_key", "worker_id",
     )  # fmt: skip
 
     def __init__(
@@ -43,6 +45,7 @@ class Context:
         headers: dict[str, str] | None = None,
         worker_id: str = "",
         ready_at: float = 0.0,
+        delivery: int = 1,
     ) -> None:
         self.job_id = job_id
         self.name = name
@@ -52,6 +55,7 @@ class Context:
         self.headers = headers if headers is not None else {}
         self.worker_id = worker_id
         self.ready_at = ready_at
+        self.delivery = delivery
         self._report = report
         # A plain flag: set from the lease keeper's thread, read by the handler. Assigning
         # a bool is atomic, and a threading.Event per job cost more than the job itself.

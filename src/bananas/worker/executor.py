@@ -65,7 +65,7 @@ class Executor:
             d.id, job.name, d.attempts + 1, d.routing_key,
             lambda value: self._report_progress(d.id, d.routing_key, value),
             priority=job.priority, headers=job.headers, worker_id=self._worker_id,
-            ready_at=max(job.created_at, job.scheduled_for or 0.0),
+            ready_at=max(job.created_at, job.scheduled_for or 0.0), delivery=d.token,
         )  # fmt: skip
 
     async def _observed(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
