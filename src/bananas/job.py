@@ -189,6 +189,8 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     deliveries: int = 0
     progress: float | None = None
     worker: str | None = None
+    #: the start of a body that could not be decoded (``wire.RAW_EXCERPT_BYTES`` at most)
+    raw: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -16,6 +16,8 @@ _encoder = msgspec.json.Encoder()
 _job_decoder = msgspec.json.Decoder(Job)
 _any_decoder = msgspec.json.Decoder()
 _TOO_DEEP = "nested too deeply to decode"
+#: How much of an undecodable body a job read back shows (``Job.raw``).
+RAW_EXCERPT_BYTES = 4096
 
 
 def encode(value: Any) -> bytes:
@@ -80,6 +82,13 @@ def decode_job(data: bytes | str) -> Job:
     if job.v != WIRE_VERSION:
         raise PayloadError(f"unknown job envelope version {job.v} (this Bananas reads version {WIRE_VERSION})")
     return job
+
+
+def raw_excerpt(data: bytes | str) -> str:
+    """The first ``RAW_EXCERPT_BYTES`` of a body, as text (bytes that are not UTF-8 are
+    shown as ``\\xNN`` escapes), for a person to see what a malformed message was."""
+    head = data[:RAW_EXCERPT_BYTES]
+    return head.decode("utf-8", "backslashreplace") if isinstance(head, bytes) else head
 
 
 def _peek_version(data: bytes | str) -> object:

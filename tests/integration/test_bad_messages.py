@@ -64,3 +64,33 @@ async def test_a_result_that_cannot_be_encoded_fails_the_job_with_its_reason(mak
         assert job.attempts == 1 and job.error is not None and "not JSON-serialisable" in job.error
     assert jobs[1].error is not None and "refers to itself" in jobs[1].error
     await client.close()
+
+
+async def test_raw_messages_that_are_not_jobs_are_dead_lettered_once_with_their_bytes(make_app: MakeApp) -> None:
+    app = make_app()
+
+    @app.task
+    async def fine() -> str:
+        return "fine"
+
+    client = app.async_client()
+    bodies = {
+        "invalid JSON": b"{this is not json",
+        "not an object": b"[1, 2, 3]",
+        "missing fields": b'{"v": 1, "payload": {}}',
+        "wrong types": b'{"v": 1, "id": 7, "name": ["fine"], "payload": "x"}',
+        "non-UTF-8": b'{"v": 1, "id": "\xff\xfe", "name": "fine", "payload": {}}',
+        "unknown version": b'{"v": 99, "id": "x", "name": "fine", "payload": {}}',
+        "empty": b"",
+        "huge garbage": b"\x00\x01garbage" * 1000,
+    }
+    jobs = {what: Job(id=new_id(), name="fine", payload={}, created_at=time.time()) for what in bodies}
+    await client.broker.enqueue([(jobs[what], body) for what, body in bodies.items()])
+    async with running_worker(app):
+        found = {what: await client.wait(job.id, 10) for what, job in jobs.items()}
+        assert await client.submit_and_wait("fine", {}, timeout=10) == "fine"  # valid jobs beside them run
+    for what, job in found.items():
+        assert job.status is JobStatus.FAILED and job.reason == "malformed" and job.attempts == 1, (what, job)
+        assert job.raw == bodies[what][:4096].decode("utf-8", "backslashreplace"), what
+    assert "\\xff\\xfe" in (found["non-UTF-8"].raw or "")
+    await client.close()

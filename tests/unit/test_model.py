@@ -132,3 +132,14 @@ def test_build_refuses_bad_names_and_routing_keys_precisely(bad: object) -> None
         client.build(bananas.JobSpec(bad, {}))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="illegal routing key"):
         client.build(bananas.JobSpec("ok", {}, routing_key=bad))  # type: ignore[arg-type]
+
+
+def test_a_malformed_bodys_excerpt_is_capped_escaped_and_shown_on_one_line() -> None:
+    from bananas.cli.output import job_fields
+
+    body = b"line one\n\x1b[31mred\xff" + b"x" * 10_000
+    raw = wire.raw_excerpt(body)
+    assert raw == body[:4096].decode("utf-8", "backslashreplace") and raw.startswith("line one\n\x1b[31mred\\xff")
+    shown = dict(job_fields(Job(id=new_id(), name="?", payload={}, raw=raw)))["raw body"]
+    assert "\n" not in shown and "\x1b" not in shown and shown.startswith("line one\\n\\x1b[31mred\\\\xff")
+    assert shown.endswith("... (4099 characters kept; --json shows them)")

@@ -94,8 +94,17 @@ def job_fields(job: Job) -> list[tuple[str, str]]:
         ("payload", to_json(job.payload)),
         ("result", to_json(job.result) if job.status.value == "completed" else ""),
         ("error", job.error or ""),
+        ("raw body", _raw(job.raw)),
     ]
     return [(label, value) for label, value in fields if value]
+
+
+def _raw(raw: str | None) -> str:
+    """An undecodable body's start, on one line with control characters escaped."""
+    if not raw:
+        return ""
+    shown = raw[:200].encode("unicode_escape").decode("ascii")
+    return shown if len(raw) <= 200 else f"{shown} ... ({len(raw)} characters kept; --json shows them)"
 
 
 def echo_job(job: Job) -> None:

@@ -111,7 +111,7 @@ def job_from_hash(job_id: str, rk: str, fields: dict[bytes, bytes]) -> Job:
     try:
         job = wire.decode_job(body)
     except PayloadError as exc:
-        job = Job(id=job_id, name="?", payload={}, routing_key=rk, error=str(exc))
+        job = Job(id=job_id, name="?", payload={}, routing_key=rk, error=str(exc), raw=wire.raw_excerpt(body))
     job.status = JobStatus(fields.get(b"status", b"pending").decode())
     job.attempts = int(fields.get(b"attempts", b"0"))
     job.deliveries = int(fields.get(b"deliveries", b"0"))

@@ -139,7 +139,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
     try:
         job = wire.decode_job(body)
     except PayloadError as exc:
-        job = Job(id=job_id, name=name, payload={}, routing_key=rk, error=str(exc))
+        job = Job(id=job_id, name=name, payload={}, routing_key=rk, error=str(exc), raw=wire.raw_excerpt(body))
     job.status = JobStatus(status)
     job.attempts = attempts
     job.deliveries = deliveries
