@@ -41,6 +41,9 @@ class WorkerSettings:
     priorities: tuple[tuple[int, int], ...] = ()
     #: ``job-specialized``: the task names this worker takes (WORKER_JOB_TYPES).
     job_types: tuple[str, ...] = ()
+    #: replace this process when a handler blocks its event loop past its timeout
+    #: (``bananas.worker.loopwatch``); ``bananas worker`` processes do, embedded workers not.
+    watch_loop: bool = False
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,10 @@ async def block_loop(seconds: float) -> int:
 async def send_email(to: str, subject: str) -> dict[str, str]:
     """Send an email (pretend)."""
     return {"to": to, "subject": subject}
+
+
+@app.task(timeout=2, max_retries=0)
+async def hog_loop(seconds: float) -> int:
+    """Blocks the worker's event loop past its 2 s timeout (a badly written handler)."""
+    time.sleep(seconds)  # blocking on purpose
+    return os.getpid()

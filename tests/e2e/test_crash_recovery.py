@@ -84,3 +84,24 @@ def test_with_default_settings_a_sigkilled_leaders_job_starts_again_within_15_s(
     print(f"recovered {recovered_in:.1f} s after the kill")  # the measured figure, shown with -s
     assert recovered_in < 15, f"the job came back {recovered_in:.1f} s after the kill"
     client.close()
+
+
+def test_a_handler_that_blocks_the_loop_past_its_timeout_is_alone_blamed(
+    broker_url: str, spawn_worker: SpawnWorker
+) -> None:
+    client = Client(broker_url)
+    supervisor = spawn_worker(broker_url, "--processes", "1", "--concurrency", "4")
+    first_child = client.submit_and_wait("apid", {}, timeout=20)
+    canaries = [client.submit("sleepy", {"seconds": 3}) for _ in range(3)]
+    hog = client.submit("hog_loop", {"seconds": 60})  # timeout 2 s, no retries
+    job = client.wait(hog, 20)
+    assert job.status is JobStatus.FAILED and job.reason == "max_retries", job
+    assert job.error is not None and "blocked the event loop" in job.error
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.finished_at - job.started_at <= 2 + 3, job  # its timeout + 3 s, not its 60 s
+    print(f"blocked attempt ended {job.finished_at - job.started_at:.2f} s after it started")
+    for canary in (client.wait(c, 30) for c in canaries):  # given back uncharged, run again
+        assert canary.status is JobStatus.COMPLETED and canary.attempts == 1 and canary.error is None, canary
+    assert client.submit_and_wait("apid", {}, timeout=20) != first_child  # the process was replaced
+    assert supervisor.alive() and "blocked the event loop" in supervisor.output()
+    client.close()

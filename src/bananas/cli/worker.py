@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from bananas import Bananas, brokers
+from bananas.cli.logs import stop_logging
 from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
 from bananas.cli.options import (
     DURATION,
@@ -29,6 +30,7 @@ from bananas.errors import BrokerUnavailable
 from bananas.middleware import Middleware
 from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
+from bananas.worker import loopwatch
 from bananas.worker.supervisor import RECYCLE_EXIT, Supervisor
 from bananas.worker.worker import Worker
 
@@ -183,13 +185,13 @@ def worker(
     runs P worker processes and restarts any that dies; without it the worker runs in
     this process. A process that reached --max-jobs-per-child or --max-memory-per-child
     stops the same way and exits with code 75; a supervisor replaces it at once (without
-    one, whatever runs the worker should).
+    one, whatever runs the worker should); so does one an async handler blocks past its timeout.
     """
     app = load_app(app_ref)
     settings = build_settings(
         url, app, jobs=ttl_flags(completed_ttl, failed_ttl),
         concurrency=concurrency, processes=processes, routing_keys=split_keys(routing_keys), mode=mode,
-        lease_s=lease, grace_s=grace, priorities=parse_priorities(priorities) if priorities else None,
+        lease_s=lease, grace_s=grace, priorities=parse_priorities(priorities) if priorities else None, watch_loop=True,
         job_types=split_keys(job_types, "--job-types"), enable_scheduler=False if no_scheduler else None,
     )  # fmt: skip
     settings = with_metrics_port(settings, metrics_port)
@@ -211,6 +213,7 @@ def worker(
 def _run_here(app: Bananas, settings: Settings, recycle: Recycle) -> bool:
     """Run the worker in this process; whether it stopped to be replaced (``Recycle``)."""
     middleware = worker_middleware(settings, os.environ, recycle)
+    loopwatch.before_exit(stop_logging)  # a process the watch replaces writes out its last records
     asyncio.run(run_worker(app, settings, middleware=middleware))
     return recycle.reason is not None
 

@@ -36,11 +36,17 @@ class Acker:
         self._wanted = asyncio.Event()
         self._stored = asyncio.Event()
         self._sending = False
+        self._inflight: list[Outcome] = []
 
     @property
     def pending_ids(self) -> set[str]:
         """Jobs whose outcome is waiting for the next batch."""
         return {o.id for o in self._pending}
+
+    def unstored(self) -> list[Outcome]:
+        """Outcomes handed over and not known to be stored: pending, and the batch in
+        flight (storing one twice is harmless: the broker refuses the second)."""
+        return [*self._inflight, *self._pending]
 
     def add(self, outcome: Outcome) -> None:
         """Queue an outcome for the next batch (event-loop thread)."""
@@ -67,7 +73,7 @@ class Acker:
             if not self._pending:
                 continue
             batch, self._pending = self._pending, []
-            self._sending = True
+            self._sending, self._inflight = True, batch
             while True:
                 try:
                     accepted = await self._broker.ack(batch, self._ttl)
@@ -77,7 +83,7 @@ class Acker:
                     logger.warning("could not store %d outcomes, retrying in %.2f s: %s", len(batch), delay, exc)
                     await asyncio.sleep(delay)
             backoff.reset()
-            self._sending = False
+            self._sending, self._inflight = False, []
             self._on_stored(batch, accepted)
             self._stored.set()
 

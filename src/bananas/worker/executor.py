@@ -158,6 +158,21 @@ class Executor:
         retry_at = time.time() + 1
         return Outcome(d.id, d.routing_key, d.token, "retry", attempt, error=error, traceback=tb, retry_at=retry_at)
 
+    def blocked(self, d: Delivery, ran_s: float, grace_s: float = 1.0) -> Outcome | None:
+        """The outcome of an async job that has held the event loop for ``ran_s``: a
+        timeout judged by its retry policy once ``ran_s`` passed its timeout plus
+        ``grace_s``, else ``None`` (called from the loop watch's thread while the loop
+        is blocked)."""
+        try:
+            job = wire.decode_job(d.body)
+        except PayloadError:
+            return None
+        task = self._tasks.get(job.name)
+        if task is None or not task.spec.is_async or ran_s < (timeout_s := self._timeout_s(job, task)) + grace_s:
+            return None
+        error = f"timed out after {timeout_s:g} s (the handler blocked the event loop for {ran_s:.1f} s)"
+        return self._failed_attempt(d, job, task, d.attempts + 1, error, "", round(ran_s * 1e3, 3))
+
     async def _call_sync(self, task: TaskDefinition, kwargs: dict[str, Any], timeout_s: float) -> Any:
         future = self._pool.submit(task.fn, kwargs)
         try:

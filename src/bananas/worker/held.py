@@ -25,11 +25,12 @@ class Backoff:
 class Held:
     """A delivery this worker holds until its outcome is stored."""
 
-    __slots__ = ("ctx", "delivery")
+    __slots__ = ("ctx", "delivery", "started")
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.ctx: list[Context] = []
+        self.started: float | None = None  # monotonic, once a slot runs it
 
     @property
     def lease(self) -> Lease:

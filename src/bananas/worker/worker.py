@@ -21,11 +21,13 @@ from bananas.registry import HasRegistry
 from bananas.scheduler.scheduler import Scheduler
 from bananas.settings import Settings
 from bananas.worker.acker import Acker
+from bananas.worker.drain import finish_running, give_back_unfinished
 from bananas.worker.executor import Executor
 from bananas.worker.fetching import FetchTask
 from bananas.worker.heartbeat import Heartbeat
 from bananas.worker.held import Backoff, Held
 from bananas.worker.leases import LeaseKeeper
+from bananas.worker.loopwatch import LoopWatch
 from bananas.worker.threads import DaemonPool
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ class Worker:
         )  # fmt: skip
         keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
         keeper.start()
+        watch = self._watch() if w.watch_loop else None
         scheduler = self.scheduler = (
             Scheduler(self.broker, self.settings, holder=self.id, app=self.registry) if w.enable_scheduler else None
         )
@@ -155,6 +158,8 @@ class Worker:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             keeper.stop()
+            if watch is not None:
+                watch.stop()
             await self.heartbeat.withdraw()
             await self._close()
         if self._fatal is not None:
@@ -311,7 +316,16 @@ class Worker:
                 self.last_fetch = time.monotonic()
                 self._fetch.task.cancel()
 
+    def _watch(self) -> LoopWatch:
+        """Replace this process when a handler blocks the loop past its timeout (``loopwatch``)."""
+        j, loop = self.settings.jobs, asyncio.get_running_loop()
+        watch = LoopWatch(loop, self._running, self._executor.blocked, self._acker.unstored, self._snapshot,
+                          self.broker.clone, (j.completed_ttl_s, j.failed_ttl_s))  # fmt: skip
+        watch.start()
+        return watch
+
     async def _execute(self, held: Held) -> None:
+        held.started = time.monotonic()
         try:
             outcome = await self._executor.run(held.delivery, held.ctx)
         except asyncio.CancelledError:
@@ -364,28 +378,8 @@ class Worker:
 
     async def _drain(self, grace_s: float) -> None:
         await self._give_back_handed()
-        if self._running:
-            logger.info("waiting up to %.1f s for %d running jobs", grace_s, len(self._running))
-            self._all_idle.clear()
-            try:
-                await asyncio.wait_for(self._all_idle.wait(), grace_s)
-            except TimeoutError:
-                for slot in list(self._running):
-                    slot.cancel()  # _execute returns without an outcome; the lease is given back below
-                while self._running:
-                    self._all_idle.clear()
-                    await self._all_idle.wait()
-        finished = self._acker.pending_ids
-        unfinished = [h.lease for h in self._held.values() if h.lease.id not in finished]
-        await self._acker.flush(max(5.0, self.settings.worker.lease_s))
-        if unfinished:
-            try:
-                given_back = await self.broker.requeue(unfinished)
-                logger.info("gave %d unfinished jobs back to their queues", given_back)
-            except BananasError as exc:
-                logger.warning("could not requeue %d jobs (their leases will expire): %s", len(unfinished), exc)
-            for lease in unfinished:
-                self._held.pop(lease.id, None)
+        await finish_running(self._running, self._all_idle, grace_s)
+        await give_back_unfinished(self.broker, self._acker, self._held, max(5.0, self.settings.worker.lease_s))
 
     async def _give_back_handed(self) -> None:
         """Withdraw this worker's offer as soon as it stops fetching, and give back at once
