@@ -49,6 +49,8 @@ TICK_LIMIT = 1000
 OFFER_SLACK_S = 1.0
 #: A worker waiting for a due time wakes this much after it (so the job is due by then).
 DUE_SLACK_S = 0.005
+#: Longest a busy worker fetches without doing the scheduler duties (due jobs, expired leases).
+DUTY_EVERY_S = 0.1
 
 
 class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
@@ -67,6 +69,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         self._tick_rks: tuple[float, list[str]] | None = None
         #: when the next delayed job or lease of the keys this broker dequeues from falls due.
         self._due: float | None = None
+        self._duties_at = 0.0  # monotonic time after which a fetch does the duties again
 
     def clone(self) -> RedisBroker:
         return RedisBroker(self.url, timeout_s=self._timeout_s)
@@ -109,6 +112,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         offer: Offer | None = None,
         reclaim: Reclaim | None = None,
     ) -> list[Delivery]:
+        reclaim = reclaim if reclaim is not None and self._duties_due() else None
         if only is not None and (only.priorities or only.names):
             return await self._dequeue_filtered(routing_keys, count, lease_s, worker_id, only, reclaim)
         out: list[Delivery] = []
@@ -135,6 +139,15 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         if reclaim is not None:
             self._due = layout.earliest_due(due)
         return out
+
+    def _duties_due(self) -> bool:
+        """Whether this fetch does the scheduler duties: when something it knows of fell
+        due, else at most every ``DUTY_EVERY_S`` (a busy worker fetches far more often)."""
+        now = time.monotonic()
+        if now < self._duties_at and (self._due is None or self._due > time.time()):
+            return False
+        self._duties_at = now + DUTY_EVERY_S
+        return True
 
     async def _dequeue_filtered(
         self,
@@ -180,6 +193,8 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
             "tuple[bytes, bytes] | None",
             await self._rb.blpop([*inboxes, *keys], timeout=max(0.01, min(timeout_s, MAX_BLOCK_S))),
         )
+        if got is not None:
+            self._duties_at = 0.0  # woken: something changed, so the next fetch does the duties
         rk = None if got is None else inboxes.get(got[0].decode())
         if got is None or rk is None or got[1] == WAKE_MARK:
             return []
