@@ -39,10 +39,14 @@ def test_job_that_kills_its_worker_is_dead_lettered_as_worker_lost(broker_url: s
     client = Client(broker_url)
     poison = client.submit("crash_worker", {})
     after = client.submit("noop", {})
-    supervisor = spawn_worker(broker_url, "--lease", "0.5", "--processes", "1", "--concurrency", "1")
+    started = time.monotonic()
+    supervisor = spawn_worker(broker_url, "--processes", "1", "--concurrency", "1")  # the default 10 s lease
     job = client.wait(poison, 30)
+    took = time.monotonic() - started
     assert job.status is JobStatus.FAILED and job.reason == "worker_lost", job
-    assert job.deliveries == 3
+    assert job.deliveries == 3 and job.error is not None and "its worker died: signal SIGKILL" in job.error, job
+    assert took < 10, f"{took:.1f} s: the supervisor gives a dead child's jobs back at once, not at lease expiry"
+    print(f"poison job dead-lettered {took:.1f} s after the supervisor started")
     assert client.wait(after, 20).status is JobStatus.COMPLETED  # the supervisor kept a child running
     assert supervisor.alive()
     client.close()

@@ -2,7 +2,7 @@
 under one supervisor, sleeping handlers (half sync, half async), a random child SIGKILLed
 every 2 s and restarted by the supervisor. Nothing is lost, every duplicate start is a
 redelivery, and ``bananas_redelivered_total`` counts exactly the duplicate starts that a
-ledger kept outside Bananas saw. (Scaled down from issue 11's 10,000 jobs; the full size
+ledger kept outside Bananas saw. (2,000 jobs, scaled down from issue 11's 10,000; the full size
 belongs to the chaos experiment.)"""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bananas import Client, JobSpec, JobStatus
 from bananas.testing import free_port, wait_until
 from tests.e2e.conftest import WorkerProcess
 
-JOBS = 1200
+JOBS = 2000
 KILL_EVERY_S = 2.0
 
 
@@ -80,7 +80,7 @@ def test_random_sigkills_under_load_lose_nothing_and_every_duplicate_is_counted(
     for job_id, deliveries in starts.items():
         assert sorted(deliveries) == sorted(set(deliveries)), f"{job_id} started twice in one delivery: {deliveries}"
         assert all(d >= 2 for d in sorted(deliveries)[1:]), f"{job_id}: a duplicate start was a first delivery"
-    assert kills >= 5 and duplicates > 0, f"{kills} kills made {duplicates} duplicate starts: the test tested nothing"
+    assert kills >= 4 and duplicates > 0, f"{kills} kills made {duplicates} duplicate starts: the test tested nothing"
     counted = wait_until(lambda: redelivered(port) or None, 10, "the redelivered counter")
     assert counted == duplicates, (
         f"bananas_redelivered_total {counted} != {duplicates} duplicate starts ({kills} kills)"

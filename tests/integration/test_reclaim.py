@@ -90,3 +90,21 @@ async def test_reclaim_dead_letters_worker_lost_after_max_deliveries(broker: Bro
     assert tokens == [1, 2, 3]
     seen = await broker.get_job(job[0].id)
     assert seen is not None and seen.status is JobStatus.FAILED and seen.reason == "worker_lost"
+
+
+async def test_a_dead_workers_jobs_come_back_at_once_and_the_lost_ones_name_the_death(broker: Broker) -> None:
+    first, other = make_job(), make_job()
+    await broker.enqueue([first])
+    await broker.enqueue([other])
+    [taken] = await broker.dequeue(["default"], 1, 30, "h:1:dead")
+    [kept] = await broker.dequeue(["default"], 1, 30, "h:12:alive")  # "h:1:" is not its prefix
+    two = Reclaim(max_deliveries=2, failed_ttl_s=86400)
+    assert await broker.release_dead("h:1:", ["default", "email"], "signal SIGKILL", two) == (1, 0)
+    [again] = await broker.dequeue(["default"], 1, 30, "h:3:next")  # back at once, its lease not expired
+    assert (again.id, again.token) == (taken.id, 2)
+    assert await broker.release_dead("h:3:", ["default"], "exit code 1", two) == (0, 1)
+    lost = await broker.get_job(taken.id)
+    assert lost is not None and lost.status is JobStatus.FAILED and lost.reason == "worker_lost"
+    assert lost.error == "worker_lost: delivered 2 times without an outcome (its worker died: exit code 1)"
+    alive = await broker.get_job(kept.id)
+    assert alive is not None and alive.status is JobStatus.PROCESSING and kept.id == other[0].id

@@ -261,6 +261,14 @@ class Broker(Protocol):
         """Give leased jobs back at once (graceful shutdown); not counted as a delivery.
         Returns how many were still held (outcomes already stored are left alone)."""
 
+    async def release_dead(
+        self, worker_prefix: str, routing_keys: Sequence[str], how: str, reclaim: Reclaim
+    ) -> tuple[int, int]:
+        """Take back at once the leases of a dead worker process (ids starting with
+        ``worker_prefix``, ``host:pid:``) in ``routing_keys``: each job goes back to ready,
+        or is dead-lettered ``worker_lost`` with ``how`` it died in its error once
+        ``reclaim.max_deliveries`` is reached, as at a lease expiry. Returns (recovered, lost)."""
+
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
         """Record progress (id, routing_key, 0..1) of running jobs."""
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import click
 
 from bananas import Bananas, brokers
+from bananas.brokers.base import Reclaim
 from bananas.cli.logs import stop_logging
 from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
 from bananas.cli.options import (
@@ -33,6 +36,8 @@ from bananas.settings import WORKER_MODES, Settings, parse_priorities
 from bananas.worker import loopwatch
 from bananas.worker.supervisor import RECYCLE_EXIT, Supervisor
 from bananas.worker.worker import Worker
+
+logger = logging.getLogger(__name__)
 
 #: Flags passed on to child processes unchanged: (flag, parameter name).
 _CHILD_FLAGS = (
@@ -194,20 +199,41 @@ def worker(
         lease_s=lease, grace_s=grace, priorities=parse_priorities(priorities) if priorities else None, watch_loop=True,
         job_types=split_keys(job_types, "--job-types"), enable_scheduler=False if no_scheduler else None,
     )  # fmt: skip
-    settings = with_metrics_port(settings, metrics_port)
-    app.configure(settings)
+    app.configure(settings := with_metrics_port(settings, metrics_port))
     w = settings.worker
     if processes is not None and w.mode != "scheduler-only":
         check_tracing(settings, os.environ)  # each child sets up its own; a bad setting fails here, once
         env = supervisor_env(settings, os.environ)
         asyncio.run(check_credentials(settings.url))  # children would only fail the same way, forever
-        supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env)
+        supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env,
+                                on_death=give_back_jobs_of(settings))  # fmt: skip
         ctx.exit(asyncio.run(supervise(supervisor, settings)))
     with tracing(settings):
         if w.mode == "scheduler-only":
             asyncio.run(run_scheduler(settings, app=app))
         elif _run_here(app, settings, Recycle(max_jobs_per_child, max_memory_per_child)):
             ctx.exit(RECYCLE_EXIT)
+
+
+def give_back_jobs_of(settings: Settings) -> Callable[[int, str], Awaitable[None]]:
+    """The supervisor's ``on_death``: a dead child's jobs go back to their queues at once
+    (or are dead-lettered ``worker_lost`` naming the death), not when their leases expire."""
+    w = settings.worker
+    reclaim = Reclaim(w.max_deliveries, settings.jobs.failed_ttl_s)
+
+    async def give_back(pid: int, how: str) -> None:
+        broker = brokers.from_url(settings.url)
+        try:
+            back, lost = await broker.release_dead(f"{socket.gethostname()}:{pid}:", w.routing_keys, how, reclaim)
+        finally:
+            await broker.close()
+        if back or lost:
+            logger.warning(
+                "worker process pid %d died (%s): %d of its jobs went back to their queues, %d were dead-lettered "
+                "worker_lost", pid, how, back, lost, extra={"component": "supervisor"},
+            )  # fmt: skip
+
+    return give_back
 
 
 def _run_here(app: Bananas, settings: Settings, recycle: Recycle) -> bool:

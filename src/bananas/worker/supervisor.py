@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class Supervisor:
         restart_min_s: first pause before restarting a dead child.
         restart_max_s: longest pause, reached while a child keeps dying young.
         stable_s: a child that lived this long gets the shortest pause again.
+        on_death: awaited with a dead child's pid and how it died (``signal SIGKILL``)
+            before it is restarted: the CLI gives its jobs back at once.
     """
 
     def __init__(
@@ -60,7 +62,9 @@ class Supervisor:
         restart_min_s: float = RESTART_MIN_S,
         restart_max_s: float = RESTART_MAX_S,
         stable_s: float = STABLE_S,
+        on_death: Callable[[int, str], Awaitable[object]] | None = None,
     ) -> None:
+        self.on_death = on_death
         self.argv = list(argv)
         self.processes = processes
         self.stop_timeout_s = stop_timeout_s
@@ -129,9 +133,11 @@ class Supervisor:
         pause = 0.0
         while not self._stopping.is_set():
             started = loop.time()
-            code, how = await self._run_child(slot)
+            code, how, pid = await self._run_child(slot)
             if self._stopping.is_set():
                 return
+            if self.on_death is not None and pid is not None and code is not None and code != RECYCLE_EXIT:
+                await self._report_death(pid, describe_exit(code))
             if code == RECYCLE_EXIT:  # it reached its job or memory limit and stopped cleanly
                 self.recycled += 1
                 logger.info("worker process %d recycled (%s); starting a fresh one", slot, how,
@@ -147,19 +153,26 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), pause)
 
+    async def _report_death(self, pid: int, how: str) -> None:
+        assert self.on_death is not None
+        try:
+            await self.on_death(pid, how)
+        except Exception as exc:  # noqa: BLE001 - its jobs still come back when their leases expire
+            logger.warning("could not report the death of pid %d: %s", pid, exc, extra={"component": "supervisor"})
+
     def next_pause(self, previous_s: float, lived_s: float) -> float:
         """Pause before a restart: the shortest after a healthy run, else double the last one."""
         if lived_s >= self.stable_s:
             return self.restart_min_s
         return min(self.restart_max_s, max(self.restart_min_s, previous_s * 2))
 
-    async def _run_child(self, slot: int) -> tuple[int | None, str]:
-        """Start child ``slot``, wait for it to exit; its exit code and how it ended."""
+    async def _run_child(self, slot: int) -> tuple[int | None, str, int | None]:
+        """Start child ``slot``, wait for it to exit; its exit code, how it ended, its pid."""
         try:
             proc = await asyncio.create_subprocess_exec(*self.argv, env=self.env)
         except OSError as exc:
             logger.error("could not start worker process %d: %s", slot, exc, extra={"component": "supervisor"})
-            return None, f"not started: {exc}"
+            return None, f"not started: {exc}", None
         self._children[slot] = proc
         logger.info("worker process %d started (pid %d)", slot, proc.pid, extra={"component": "supervisor"})
         if self._stopping.is_set():  # a stop arrived while it was being spawned
@@ -171,7 +184,7 @@ class Supervisor:
         how = describe_exit(code)
         if self._stopping.is_set():
             logger.info("worker process %d (pid %d) exited: %s", slot, proc.pid, how, extra={"component": "supervisor"})
-        return code, f"pid {proc.pid}, {how}"
+        return code, f"pid {proc.pid}, {how}", proc.pid
 
     async def _wait_or_kill(self, slots: list[asyncio.Task[None]]) -> None:
         """Wait for the children to finish their graceful stop; kill those that overrun."""

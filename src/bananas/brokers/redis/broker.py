@@ -271,6 +271,19 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
             total += await self._s["requeue"]([p + "ready", p + "leases", p + "signal"], args)
         return int(total)
 
+    @guard("release a dead worker's jobs")
+    async def release_dead(
+        self, worker_prefix: str, routing_keys: Sequence[str], how: str, reclaim: Reclaim
+    ) -> tuple[int, int]:
+        recovered = lost = 0
+        for rk in routing_keys:
+            p = prefix(rk)
+            keys = [p + "ready", p + "leases", p + "dead", p + "signal"]
+            back, dead = await self._s["release_dead"](keys, [p, ms(time.time()), worker_prefix, how,
+                                                              *layout.duty_args(reclaim)])  # fmt: skip
+            recovered, lost = recovered + int(back), lost + int(dead)
+        return recovered, lost
+
     @guard("set progress")
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
         async with self._r.pipeline(transaction=False) as pipe:

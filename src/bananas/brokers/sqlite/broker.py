@@ -191,6 +191,14 @@ class SQLiteBroker(Broker):
         count: int = await self._run("requeue", functools.partial(ops.requeue, leases=list(leases)))
         return count
 
+    async def release_dead(
+        self, worker_prefix: str, routing_keys: Sequence[str], how: str, reclaim: Reclaim
+    ) -> tuple[int, int]:
+        fn = functools.partial(ops.release_dead, worker_prefix=worker_prefix, routing_keys=list(routing_keys),
+                               how=how, reclaim=reclaim)  # fmt: skip
+        done: tuple[int, int] = await self._run("release a dead worker's jobs", fn)
+        return done
+
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
         if items:
             await self._run("set progress", functools.partial(ops.set_progress, items=list(items)))

@@ -9,6 +9,7 @@ without an outcome and decides when an expired lease is dead-lettered as ``worke
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -245,6 +246,19 @@ WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_leases
                 LIMIT ?)
 RETURNING routing_key
 """
+_LOSE_DEAD = """
+UPDATE jobs SET status = 'failed', reason = 'worker_lost', finished_at = ?, expires_at = ?, unacked = 0,
+    lease_deadline = NULL,
+    error = 'worker_lost: delivered ' || deliveries || ' times without an outcome (its worker died: ' || ? || ')'
+WHERE status = 'processing' AND substr(worker, 1, ?) = ? AND unacked >= ?
+    AND routing_key IN (SELECT value FROM json_each(?))
+RETURNING id
+"""
+_RECOVER_DEAD = """
+UPDATE jobs SET status = 'pending', ready_at = ?, lease_deadline = NULL
+WHERE status = 'processing' AND substr(worker, 1, ?) = ? AND routing_key IN (SELECT value FROM json_each(?))
+RETURNING routing_key
+"""
 _EARLIEST_DUE = "SELECT min(scheduled_for) FROM jobs INDEXED BY jobs_scheduled WHERE status = 'scheduled'"
 _EARLIEST_LEASE = "SELECT min(lease_deadline) FROM jobs INDEXED BY jobs_leases WHERE status = 'processing'"
 _EXPIRE = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE expires_at <= ? LIMIT ?)"
@@ -258,6 +272,20 @@ def _duties(s: Session, c: sqlite3.Connection, now: float, max_deliveries: int, 
     recovered = [r[0] for r in c.execute(_RECOVER, (now, now, max_deliveries, TICK_LIMIT)).fetchall()]
     s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(i) for i in lost))
     return TickReport(len(moved), len(recovered), len(lost))
+
+
+def release_dead(
+    s: Session, worker_prefix: str, routing_keys: list[str], how: str, reclaim: Reclaim
+) -> tuple[int, int]:
+    """``Broker.release_dead``: a dead worker process's jobs back to ready, or dead."""
+    rks = json.dumps(routing_keys)
+    with s.write() as c:
+        now, n = time.time(), len(worker_prefix)
+        lost = c.execute(_LOSE_DEAD, (now, now + reclaim.failed_ttl_s, how, n, worker_prefix, reclaim.max_deliveries,
+                                      rks)).fetchall()  # fmt: skip
+        recovered = c.execute(_RECOVER_DEAD, (now, n, worker_prefix, rks)).fetchall()
+        s.touch(*(work_topic(r[0]) for r in recovered), *(job_topic(r[0]) for r in lost))
+    return len(recovered), len(lost)
 
 
 def _next_due(c: sqlite3.Connection) -> float | None:

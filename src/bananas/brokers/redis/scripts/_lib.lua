@@ -93,36 +93,44 @@ local function move_due(prefix, ready_key, scheduled_key, now, limit)
   return moved
 end
 
--- Expired leases (at most `limit`) -> ready, or dead as worker_lost once the job was
--- delivered `max_deliveries` times without an outcome. Returns recovered, lost.
+-- A lease whose worker is gone (`cur` = HMGET status, unacked, deliveries, watch, handed,
+-- worker): back to ready, or dead as worker_lost once the job was delivered
+-- `max_deliveries` times without an outcome (`why` says how the worker was lost).
+-- Returns 1 if it went back, 0 if it was dead-lettered. The caller removed the lease.
+local function reclaim_one(prefix, ready_key, dead_key, id, cur, now, max_deliveries, failed_ttl, why)
+  local jk = prefix .. 'job:' .. id
+  local unacked = tonumber(cur[2]) or 0
+  if cur[5] then  -- handed off: still in the inbox means its worker never took it
+    redis.call('HDEL', jk, 'handed')
+    local entry = cur[5] .. '|' .. #id .. '|' .. id .. redis.call('HGET', jk, 'body')
+    if redis.call('LREM', prefix .. 'inbox:' .. cur[6], 1, entry) == 1 then
+      unacked = unacked - 1  -- a delivery that reached no handler is not charged
+      redis.call('HSET', jk, 'unacked', unacked)
+    end
+  end
+  if unacked >= tonumber(max_deliveries) then
+    redis.call('HSET', jk, 'status', 'failed', 'reason', 'worker_lost', 'finished_at', string.format('%.0f', now),
+      'error', 'worker_lost: delivered ' .. cur[3] .. ' times without an outcome (' .. why .. ')', 'unacked', 0)
+    redis.call('PEXPIRE', jk, failed_ttl)
+    redis.call('ZADD', dead_key, now, id)
+    if cur[4] then notify_waiter(prefix, id) end
+    return 0
+  end
+  to_ready(prefix, ready_key, jk, id, now)
+  return 1
+end
+
+local RECLAIM_FIELDS = {'status', 'unacked', 'deliveries', 'watch', 'handed', 'worker'}
+
+-- Expired leases (at most `limit`) -> ready or dead (reclaim_one). Returns recovered, lost.
 local function reclaim_leases(prefix, ready_key, leases_key, dead_key, now, limit, max_deliveries, failed_ttl)
   local recovered, lost = 0, 0
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, limit)) do
     redis.call('ZREM', leases_key, id)
-    local jk = prefix .. 'job:' .. id
-    local cur = redis.call('HMGET', jk, 'status', 'unacked', 'deliveries', 'watch', 'handed', 'worker')
+    local cur = redis.call('HMGET', prefix .. 'job:' .. id, unpack(RECLAIM_FIELDS))
     if cur[1] == 'processing' then
-      local unacked = tonumber(cur[2]) or 0
-      if cur[5] then  -- handed off: still in the inbox means its worker never took it
-        redis.call('HDEL', jk, 'handed')
-        local entry = cur[5] .. '|' .. #id .. '|' .. id .. redis.call('HGET', jk, 'body')
-        if redis.call('LREM', prefix .. 'inbox:' .. cur[6], 1, entry) == 1 then
-          unacked = unacked - 1  -- a delivery that reached no handler is not charged
-          redis.call('HSET', jk, 'unacked', unacked)
-        end
-      end
-      if unacked >= tonumber(max_deliveries) then
-        redis.call('HSET', jk, 'status', 'failed', 'reason', 'worker_lost', 'finished_at', string.format('%.0f', now),
-          'error', 'worker_lost: delivered ' .. cur[3] .. ' times without an outcome (lease expired)',
-          'unacked', 0)
-        redis.call('PEXPIRE', jk, failed_ttl)
-        redis.call('ZADD', dead_key, now, id)
-        if cur[4] then notify_waiter(prefix, id) end
-        lost = lost + 1
-      else
-        to_ready(prefix, ready_key, jk, id, now)
-        recovered = recovered + 1
-      end
+      local back = reclaim_one(prefix, ready_key, dead_key, id, cur, now, max_deliveries, failed_ttl, 'lease expired')
+      recovered, lost = recovered + back, lost + 1 - back
     end
   end
   return recovered, lost
