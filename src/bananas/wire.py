@@ -81,6 +81,7 @@ def decode_job(data: bytes | str) -> Job:
         raise PayloadError(f"malformed job JSON: {_TOO_DEEP}") from None
     if job.v != WIRE_VERSION:
         raise PayloadError(f"unknown job envelope version {job.v} (this Bananas reads version {WIRE_VERSION})")
+    job.raw = None  # only a body that does not decode has one (set where it is read back)
     return job
 
 

@@ -89,3 +89,15 @@ async def hog_loop(seconds: float) -> int:
     """Blocks the worker's event loop past its 2 s timeout (a badly written handler)."""
     time.sleep(seconds)  # blocking on purpose
     return os.getpid()
+
+
+async def _sleep_blocking(seconds: float) -> int:
+    time.sleep(seconds)  # blocking on purpose
+    return os.getpid()
+
+
+@app.task(timeout=2, max_retries=0)
+async def hog_loop_gathered(seconds: float) -> int:
+    """``hog_loop`` with the blocking call in a task of its own (``gather``)."""
+    [pid] = await asyncio.gather(_sleep_blocking(seconds))
+    return pid

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bananas import Client, JobStatus
 from bananas.settings import SchedulerSettings
 from bananas.testing import wait_until
@@ -90,14 +92,15 @@ def test_with_default_settings_a_sigkilled_leaders_job_starts_again_within_15_s(
     client.close()
 
 
+@pytest.mark.parametrize("hog_task", ["hog_loop", "hog_loop_gathered"])
 def test_a_handler_that_blocks_the_loop_past_its_timeout_is_alone_blamed(
-    broker_url: str, spawn_worker: SpawnWorker
+    broker_url: str, spawn_worker: SpawnWorker, hog_task: str
 ) -> None:
     client = Client(broker_url)
     supervisor = spawn_worker(broker_url, "--processes", "1", "--concurrency", "4")
     first_child = client.submit_and_wait("apid", {}, timeout=20)
     canaries = [client.submit("sleepy", {"seconds": 3}) for _ in range(3)]
-    hog = client.submit("hog_loop", {"seconds": 60})  # timeout 2 s, no retries
+    hog = client.submit(hog_task, {"seconds": 60})  # timeout 2 s, no retries
     job = client.wait(hog, 20)
     assert job.status is JobStatus.FAILED and job.reason == "max_retries", job
     assert job.error is not None and "blocked the event loop" in job.error

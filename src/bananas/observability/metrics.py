@@ -103,7 +103,7 @@ class PrometheusMiddleware(Middleware):
         )
         self.retries = C("bananas_retry", "Attempts that failed and will be retried.", ["name"], registry=r)
         self.dead = C("bananas_dead_lettered", "Jobs dead-lettered, by reason.", ["name", "reason"], registry=r)
-        self.redelivered = C("bananas_redelivered", "Deliveries of a job whose earlier lease expired.", registry=r)
+        self.redelivered = C("bananas_redelivered", "Runs started after a delivery left no outcome.", registry=r)
         self.duplicates = C(
             "bananas_duplicate_outcomes", "Outcomes refused because the lease was reclaimed.", registry=r
         )
@@ -178,12 +178,12 @@ class PrometheusMiddleware(Middleware):
 
     def after_dequeue(self, delivery: Delivery, worker: WorkerView) -> None:
         self.dequeued.labels(self._keys(delivery.routing_key)).inc()
-        if delivery.token > delivery.attempts + 1:
-            self.redelivered.inc()
 
     def before_execute(self, ctx: Context) -> None:
         rk = self._keys(ctx.routing_key)
         self.started.labels(self._names(ctx.name)).inc()
+        if ctx.delivery > ctx.attempt:  # counted at the start, so it equals the duplicate starts
+            self.redelivered.inc()
         self.active.labels(rk).inc()
         self.wait.labels(rk).observe(max(0.0, time.time() - ctx.ready_at))
 

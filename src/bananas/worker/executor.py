@@ -158,7 +158,7 @@ class Executor:
         retry_at = time.time() + 1
         return Outcome(d.id, d.routing_key, d.token, "retry", attempt, error=error, traceback=tb, retry_at=retry_at)
 
-    def blocked(self, d: Delivery, ran_s: float, grace_s: float = 1.0) -> Outcome | None:
+    def blocked(self, d: Delivery, ran_s: float, grace_s: float) -> Outcome | None:
         """The outcome of an async job that has held the event loop for ``ran_s``: a
         timeout judged by its retry policy once ``ran_s`` passed its timeout plus
         ``grace_s``, else ``None`` (called from the loop watch's thread while the loop

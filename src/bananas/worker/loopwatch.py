@@ -35,9 +35,9 @@ STUCK_S = 1.0
 #: How far past its timeout a job that blocks the loop may run before the process goes.
 GRACE_S = 1.0
 
-#: ``judge(delivery, ran_s)``: the outcome of a job that held the loop for ``ran_s``, or
-#: ``None`` while it is within its timeout (``Executor.blocked``).
-Judge = Callable[[Delivery, float], Outcome | None]
+#: ``judge(delivery, ran_s, grace_s)``: the outcome of a job that held the loop for
+#: ``ran_s``, or ``None`` while it is within its timeout + ``grace_s`` (``Executor.blocked``).
+Judge = Callable[[Delivery, float, float], Outcome | None]
 
 
 class LoopWatch(threading.Thread):
@@ -89,16 +89,33 @@ class LoopWatch(threading.Thread):
         self._handle = self._loop.call_later(BEAT_S, self._beat)
 
     def run(self) -> None:
-        while not self._stop_event.wait(BEAT_S):
-            if time.monotonic() - self.beat < STUCK_S:
-                continue
-            held = self._running.get(asyncio.current_task(self._loop))  # type: ignore[arg-type]
-            if held is None or held.started is None:
-                continue  # blocked outside a job, or between two: nothing to blame
-            outcome = self._judge(held.delivery, time.monotonic() - held.started)
-            if outcome is not None and not self._stop_event.is_set():
-                self._replace(held.delivery, outcome)
-                return
+        try:
+            while not self._stop_event.wait(BEAT_S):
+                beat = self.beat
+                if time.monotonic() - beat < STUCK_S:
+                    continue
+                found = self._blocker()
+                if found is not None and self.beat == beat and not self._stop_event.is_set():  # still stuck
+                    self._replace(*found)
+                    return
+        except Exception:  # a watch that failed must not leave a blocked process running unwatched
+            logger.exception("the event-loop watch failed; replacing this worker process")
+            self._exit(RECYCLE_EXIT)
+
+    def _blocker(self) -> tuple[Delivery, Outcome] | None:
+        """The job holding the loop past its timeout, and its outcome; ``None`` if none.
+
+        The task on the loop is a job's slot, unless the handler runs its blocking code in
+        a task of its own (``gather``, ``wait_for``): then the longest-running job past its
+        timeout is taken for the one holding the loop.
+        """
+        now = time.monotonic()
+        held = self._running.get(asyncio.current_task(self._loop))  # type: ignore[arg-type]
+        candidates = [held] if held is not None else sorted(self._running.values(), key=lambda h: h.started or now)
+        for h in candidates:
+            if h.started is not None and (outcome := self._judge(h.delivery, now - h.started, GRACE_S)) is not None:
+                return h.delivery, outcome
+        return None
 
     def _replace(self, blocker: Delivery, outcome: Outcome) -> None:
         logger.error(

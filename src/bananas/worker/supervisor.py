@@ -48,8 +48,8 @@ class Supervisor:
         restart_min_s: first pause before restarting a dead child.
         restart_max_s: longest pause, reached while a child keeps dying young.
         stable_s: a child that lived this long gets the shortest pause again.
-        on_death: awaited with a dead child's pid and how it died (``signal SIGKILL``)
-            before it is restarted: the CLI gives its jobs back at once.
+        on_death: awaited with an exited child's pid and how it ended (``signal SIGKILL``)
+            before it is restarted: the CLI gives back at once any job it still held.
     """
 
     def __init__(
@@ -136,7 +136,9 @@ class Supervisor:
             code, how, pid = await self._run_child(slot)
             if self._stopping.is_set():
                 return
-            if self.on_death is not None and pid is not None and code is not None and code != RECYCLE_EXIT:
+            if self.on_death is not None and pid is not None and code is not None:
+                # A recycled child held nothing, unless a loop watch ended it while its loop
+                # was waking up: whatever it fetched meanwhile comes back at once too.
                 await self._report_death(pid, describe_exit(code))
             if code == RECYCLE_EXIT:  # it reached its job or memory limit and stopped cleanly
                 self.recycled += 1
