@@ -207,7 +207,7 @@ class SQLiteBroker(Broker):
     async def tick(self, max_deliveries: int, failed_ttl_s: float, completed_ttl_s: float = 3600.0) -> TickReport:
         # Records carry their own expiry (expires_at, set from the TTLs at the outcome).
         fn = functools.partial(ops.tick, max_deliveries=max_deliveries, failed_ttl_s=failed_ttl_s)
-        report, _next_due = await self._run("scheduler tick", fn)
+        report: TickReport = await self._run("scheduler tick", fn)
         return report
 
     async def acquire_leader(self, holder: str, ttl_s: float) -> LeaderLock:

@@ -294,11 +294,8 @@ def _next_due(c: sqlite3.Connection) -> float | None:
     return min((float(t) for t in (due, lease) if t is not None), default=None)
 
 
-def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> tuple[TickReport, float | None]:
-    """The scheduler's duties (``_duties``) and expired records deleted.
-
-    Returns the report and the earliest scheduled time left (None if none).
-    """
+def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> TickReport:
+    """The scheduler's duties (``_duties``) and expired records deleted."""
     with s.write() as c:
         now = time.time()
         report = _duties(s, c, now, max_deliveries, failed_ttl_s)
@@ -308,7 +305,7 @@ def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> tuple[TickRepo
     # More to do at once when a limit was hit (due jobs left over show in ``due`` anyway).
     more = now if TICK_LIMIT in (report.lost, report.recovered, expired) else None
     report.next_due = min((t for t in (due, lease, more) if t is not None), default=None)
-    return report, due
+    return report
 
 
 def earliest_scheduled(s: Session) -> float | None:
