@@ -93,4 +93,6 @@ async def test_raw_messages_that_are_not_jobs_are_dead_lettered_once_with_their_
         assert job.status is JobStatus.FAILED and job.reason == "malformed" and job.attempts == 1, (what, job)
         assert job.raw == bodies[what][:4096].decode("utf-8", "backslashreplace"), what
     assert "\\xff\\xfe" in (found["non-UTF-8"].raw or "")
+    assert "malformed job JSON" in (found["invalid JSON"].error or "")
+    assert "unknown job envelope version 99" in (found["unknown version"].error or "")
     await client.close()
