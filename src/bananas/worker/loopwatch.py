@@ -51,6 +51,7 @@ class LoopWatch(threading.Thread):
         leases: the leases of every job the worker holds.
         make_broker: builds this thread's own broker connection.
         ttl: retention of (completed, failed) jobs, for the outcomes it stores.
+        exit: how the process ends (tests pass a recorder).
     """
 
     def __init__(
@@ -62,10 +63,12 @@ class LoopWatch(threading.Thread):
         leases: Callable[[], Sequence[Lease]],
         make_broker: Callable[[], Broker],
         ttl: tuple[float, float],
+        exit: Callable[[int], object] | None = None,
     ) -> None:
         super().__init__(name="bananas-loopwatch", daemon=True)
         self._loop, self._running, self._judge = loop, running, judge
         self._unstored, self._leases, self._make_broker, self._ttl = unstored, leases, make_broker, ttl
+        self._exit = exit or _exit_process
         self._stop_event = threading.Event()
         self.beat = time.monotonic()
         self._handle: asyncio.TimerHandle | None = None
@@ -97,7 +100,7 @@ class LoopWatch(threading.Thread):
                     return
         except Exception:  # a watch that failed must not leave a blocked process running unwatched
             logger.exception("the event-loop watch failed; replacing this worker process")
-            _exit_process(RECYCLE_EXIT)
+            self._exit(RECYCLE_EXIT)
 
     def _blocker(self) -> tuple[Delivery, Outcome] | None:
         """The job holding the loop past its timeout, and its outcome; ``None`` if none.
@@ -127,7 +130,7 @@ class LoopWatch(threading.Thread):
             asyncio.run(self._store(outcomes, give_back))
         except BananasError as exc:  # their leases expire instead; the blocker is charged for it
             logger.error("could not store outcomes before exiting: %s", exc)
-        _exit_process(RECYCLE_EXIT)
+        self._exit(RECYCLE_EXIT)
 
     async def _store(self, outcomes: list[Outcome], give_back: list[Lease]) -> None:
         broker = self._make_broker()
