@@ -51,7 +51,7 @@ class LoopWatch(threading.Thread):
         leases: the leases of every job the worker holds.
         make_broker: builds this thread's own broker connection.
         ttl: retention of (completed, failed) jobs, for the outcomes it stores.
-        exit: how the process ends (tests pass a recorder).
+        exit: how the process ends (default: write out the logs, then ``os._exit``).
     """
 
     def __init__(
