@@ -10,7 +10,7 @@ import pytest
 
 from bananas import wire
 from bananas.brokers import Broker, Lease, Outcome, from_url
-from bananas.brokers.base import JobFilter, LeaderLock
+from bananas.brokers.base import JobFilter, LeaderLock, Reclaim
 from bananas.job import Job, JobStatus, new_id
 
 TTL = (3600.0, 86400.0)
@@ -191,21 +191,52 @@ async def test_a_retried_dead_letter_starts_clean(broker: Broker) -> None:
     assert time.monotonic() - started >= 0.29  # the old failure's notification did not end this wait
 
 
-async def test_expired_lease_returns_job_then_dead_letters_after_max_deliveries(broker: Broker) -> None:
-    job = make_job()
-    await broker.enqueue([job])
+async def test_an_expired_lease_makes_suspects_and_only_a_death_alone_is_charged(broker: Broker) -> None:
+    poison, innocent = make_job(), make_job()
+    await broker.enqueue([poison, innocent])
+    assert len(await broker.dequeue(["default"], 2, 0.05, "w")) == 2  # both in one process, which dies
+    await asyncio.sleep(0.08)  # let the lease lapse: wall-clock time is what is under test
+    assert (await broker.tick(1, 86400)).recovered == 2  # max 1 delivery, but neither ran alone
+    assert await broker.dequeue(["default"], 2, 30, "x") == []  # suspects are not ready jobs
+    [stats] = await broker.queue_stats()
+    assert (stats.suspects, stats.ready, stats.processing) == (2, 0, 0)
+    assert {j.id for j in await broker.list_jobs("pending")} == {poison[0].id, innocent[0].id}
     tokens = []
-    for _ in range(3):
-        [d] = await broker.dequeue(["default"], 1, 0.05, "w")
+    while (d := await broker.dequeue_alone(["default"], 0.05, "w")) is not None:
+        if d.id == innocent[0].id:
+            assert await broker.ack([Outcome(d.id, "default", d.token, "completed", 1)], TTL) == [True]
+            continue
         tokens.append(d.token)
-        await asyncio.sleep(0.08)  # let the lease lapse: wall-clock time is what is under test
+        await asyncio.sleep(0.08)  # its process dies while it runs alone
         report = await broker.tick(3, 86400)
         assert report.recovered + report.lost == 1
-    assert tokens == [1, 2, 3]
-    seen = await broker.get_job(job[0].id)
+    assert tokens == [2, 3]  # delivered 3 times in all, the last 2 alone
+    seen = await broker.get_job(poison[0].id)
     assert seen is not None and seen.status is JobStatus.FAILED and seen.reason == "worker_lost"
-    assert seen.error is not None and "worker_lost" in seen.error
-    assert await broker.ack([Outcome(job[0].id, "default", 3, "completed", 1)], TTL) == [False]
+    assert seen.error == "worker_lost: delivered 3 times without an outcome (lease expired)"
+    assert await broker.ack([Outcome(poison[0].id, "default", 3, "completed", 1)], TTL) == [False]
+    done = await broker.get_job(innocent[0].id)
+    assert done is not None and done.status is JobStatus.COMPLETED and done.deliveries == 2
+
+
+async def test_one_worker_at_a_time_is_given_the_suspects_and_a_cancelled_one_never_runs(broker: Broker) -> None:
+    kept, cancelled = make_job(), make_job()
+    await broker.enqueue([kept, cancelled])
+    await broker.dequeue(["default"], 2, 0.05, "h:1:a")
+    await asyncio.sleep(0.08)  # let the lease lapse: wall-clock time is what is under test
+    reclaim = Reclaim(3, 86400)
+    first = await broker.dequeue(["default"], 5, 30, "h:2:b", reclaim=reclaim)
+    assert (list(first), first.isolate) == ([], True)
+    other = await broker.dequeue(["default"], 5, 30, "h:3:c", reclaim=reclaim)
+    assert (list(other), other.isolate) == ([], False)  # one isolating worker is enough
+    filtered = await broker.dequeue(["default"], 5, 30, "h:4:d", JobFilter(names=("t",)), reclaim=reclaim)
+    assert not filtered.isolate
+    assert await broker.cancel(cancelled[0].id) == "pending"
+    d = await broker.dequeue_alone(["default"], 30, "h:2:b")
+    assert d is not None and (d.id, d.token) == (kept[0].id, 2)
+    assert await broker.dequeue_alone(["default"], 30, "h:2:b") is None  # the cancelled one is gone
+    again = await broker.dequeue(["default"], 5, 30, "h:3:c", reclaim=reclaim)
+    assert not again.isolate  # no suspect left, no duty
 
 
 async def test_renew_keeps_lease_and_reports_loss_and_cancel(broker: Broker) -> None:

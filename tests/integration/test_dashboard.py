@@ -78,7 +78,7 @@ def test_queue_figures_match_bananas_queues() -> None:
     default, email = body["queues"]
     assert default == {
         "routing_key": "default", "ready": 3, "ready_by_priority": {"100": 2, "10": 1}, "scheduled": 4,
-        "processing": 1, "dead": 2, "oldest_ready_age_s": 10.0,
+        "processing": 1, "dead": 2, "suspects": 0, "oldest_ready_age_s": 10.0,
     }  # fmt: skip
     assert email["ready"] == 0 and email["oldest_ready_age_s"] is None
     assert body["total"] == {"ready": 3, "scheduled": 5, "processing": 1, "dead": 2}

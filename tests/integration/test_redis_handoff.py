@@ -157,8 +157,12 @@ async def test_a_job_handed_to_a_worker_that_never_took_it_is_not_charged(
     await offer_and_enqueue(redis_broker, taker, taken)
     assert [d.id for d in await redis_broker.wait_for_work([RK], 1.0, taker)] == [taken[0].id]  # then dies
     await asyncio.sleep(0.1)  # both leases (50 ms) run out: what is under test is time
-    got = await redis_broker.dequeue([RK], 10, 30.0, "rescuer", reclaim=reclaim)
-    assert sorted((d.id, d.token) for d in got) == sorted([(untouched[0].id, 2), (taken[0].id, 2)])
+    isolating = await redis_broker.dequeue([RK], 10, 30.0, "rescuer", reclaim=reclaim)
+    assert isolating.isolate  # the job taken by a worker that died is a suspect
+    alone = await redis_broker.dequeue_alone([RK], 30.0, "rescuer")
+    assert alone is not None and (alone.id, alone.token) == (taken[0].id, 2)
+    got = await redis_broker.dequeue([RK], 10, 30.0, "rescuer")  # the untouched one is simply ready
+    assert [(d.id, d.token) for d in got] == [(untouched[0].id, 2)]
     unacked = {i: int(r.hget(f"bananas:{{default}}:job:{i}", "unacked") or 0) for i in (untouched[0].id, taken[0].id)}
     assert unacked == {untouched[0].id: 1, taken[0].id: 2}  # only the delivery that was taken counts
     assert r.llen("bananas:{default}:inbox:ghost") == 0

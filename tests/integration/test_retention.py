@@ -79,9 +79,12 @@ async def test_scheduler_keeps_worker_lost_jobs_7_days(broker_url: str) -> None:
     broker = from_url(broker_url)
     job = Job(id=new_id(), name="crashy", payload={}, created_at=time.time())
     await broker.enqueue([(job, wire.encode_job(job))])
-    # A worker takes it and dies: a lease of 0 s has lapsed by the scheduler's next tick.
+    # A worker takes it and dies: a lease of 0 s has lapsed by the next tick. It comes back
+    # as a suspect, runs alone and dies again: that death is charged.
     [delivery] = await broker.dequeue(["default"], 1, 0.0, "dead-worker")
-    assert delivery.id == job.id
+    assert delivery.id == job.id and (await broker.tick(1, 7 * DAY_S)).recovered == 1
+    alone = await broker.dequeue_alone(["default"], 0.0, "dead-worker")
+    assert alone is not None and alone.id == job.id
     scheduler = Scheduler(broker, settings, holder="test-scheduler")
     task = asyncio.create_task(scheduler.run())
     try:

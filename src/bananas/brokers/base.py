@@ -30,6 +30,17 @@ class Delivery:
     token: int
 
 
+class Batch(list[Delivery]):
+    """What ``dequeue`` returns: the deliveries, and ``isolate``, True when this worker was
+    given the duty to run its routing keys' *suspects* alone. A suspect is a job recovered
+    from a lost worker: any job of a process that died may have killed it, so each runs
+    again only in a process that holds no other job, where a death is its own. An
+    isolating worker fetches nothing more until it holds no job, then calls
+    ``dequeue_alone`` until that returns ``None``."""
+
+    isolate: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     """What a specialized worker takes: priorities within ``priorities`` (inclusive
@@ -84,8 +95,9 @@ class Offer:
 @dataclass(frozen=True, slots=True)
 class Reclaim:
     """Asks ``dequeue`` to do the scheduler's duties for the routing keys it serves first
-    (due delayed/retry jobs made ready, expired leases returned or dead-lettered as
-    ``worker_lost`` after ``max_deliveries``, kept ``failed_ttl_s``), so a dead worker's
+    (due delayed/retry jobs made ready, expired leases returned as suspects, or
+    dead-lettered as ``worker_lost`` when the job ran alone and was delivered
+    ``max_deliveries`` times without an outcome, kept ``failed_ttl_s``), so a dead worker's
     jobs and due jobs never wait for a scheduler leader. The broker then remembers when
     the next of them falls due, and ``wait_for_work`` returns by that time."""
 
@@ -123,6 +135,7 @@ class QueueStats:
     dead: int = 0
     oldest_ready_at: float | None = None  # unix time the longest-waiting ready job became ready
     next_scheduled_at: float | None = None  # unix time the earliest delayed or retry job is due
+    suspects: int = 0  # recovered from a lost worker, waiting to run alone (``Broker.dequeue_alone``)
 
     @property
     def ready(self) -> int:
@@ -216,17 +229,28 @@ class Broker(Protocol):
         only: JobFilter | None = None,
         offer: Offer | None = None,
         reclaim: Reclaim | None = None,
-    ) -> list[Delivery]:
+    ) -> Batch:
         """Take up to ``count`` ready jobs, highest priority first, routing keys in order.
 
-        With ``reclaim``, first make due and expired-lease jobs of these routing keys
-        ready (see ``Reclaim``), in the same atomic step.
+        With ``reclaim``, first make due jobs of these routing keys ready and recover
+        expired leases (see ``Reclaim``), in the same atomic step; then the worker may be
+        given the isolation duty instead of jobs (``Batch.isolate``; a worker filtered by
+        names, for suspects of those names).
 
         With ``only``, take just the matching jobs; the others are never touched (not
         taken and put back). With ``offer`` (never together with ``only``), a broker that
         hands jobs off first returns those handed to this worker, and when it finds
         fewer than ``count`` it registers the offer: the next submits hand their jobs to
         this worker, leased, to be returned by ``wait_for_work`` or the next dequeue."""
+
+    async def dequeue_alone(
+        self, routing_keys: Sequence[str], lease_s: float, worker_id: str, names: Sequence[str] = ()
+    ) -> Delivery | None:
+        """Lease one suspect (see ``Batch``) of ``names`` (none: any) to a worker that holds
+        no other job and runs it alone: a lost worker during this delivery is charged to
+        this job, which is dead-lettered ``worker_lost`` once it was delivered
+        ``max_deliveries`` times without an outcome. ``None`` when no suspect it may run
+        is left (the duty ends)."""
 
     async def wait_for_work(
         self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
@@ -265,9 +289,10 @@ class Broker(Protocol):
         self, worker_prefix: str, routing_keys: Sequence[str], how: str, reclaim: Reclaim
     ) -> tuple[int, int]:
         """Take back at once the leases of a dead worker process (ids starting with
-        ``worker_prefix``, ``host:pid:``) in ``routing_keys``: each job goes back to ready,
-        or is dead-lettered ``worker_lost`` with ``how`` it died in its error once
-        ``reclaim.max_deliveries`` is reached, as at a lease expiry. Returns (recovered, lost)."""
+        ``worker_prefix``, ``host:pid:``) in ``routing_keys``, as at a lease expiry: each job
+        becomes a suspect (or ready, if the worker never took it), or is dead-lettered
+        ``worker_lost`` with ``how`` it died in its error when it ran alone and
+        ``reclaim.max_deliveries`` is reached. Returns (recovered, lost)."""
 
     async def set_progress(self, items: Sequence[tuple[str, str, float]]) -> None:
         """Record progress (id, routing_key, 0..1) of running jobs."""
@@ -276,8 +301,9 @@ class Broker(Protocol):
     async def tick(self, max_deliveries: int, failed_ttl_s: float, completed_ttl_s: float = 3600.0) -> TickReport:
         """Move due delayed/retry jobs to ready and recover expired leases.
 
-        A job whose lease expired ``max_deliveries`` times is dead-lettered as
-        ``worker_lost`` and kept ``failed_ttl_s``; indexes of finished jobs drop entries
+        A recovered job becomes a suspect (see ``Batch``); one whose lease expired while it
+        ran alone, after ``max_deliveries`` deliveries without an outcome, is dead-lettered
+        as ``worker_lost`` and kept ``failed_ttl_s``; indexes of finished jobs drop entries
         older than their records' TTLs (``failed_ttl_s``, ``completed_ttl_s``).
         """
 

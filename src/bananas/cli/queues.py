@@ -9,7 +9,7 @@ from bananas.cli.options import build_settings, url_option
 from bananas.cli.output import echo_table, fmt_priority
 from bananas.client import Client
 
-HEADERS = ("QUEUE", "READY", "READY BY PRIORITY", "SCHEDULED", "PROCESSING", "DEAD")
+HEADERS = ("QUEUE", "READY", "READY BY PRIORITY", "SCHEDULED", "PROCESSING", "DEAD", "SUSPECTS")
 
 
 def by_priority(stats: QueueStats) -> str:
@@ -26,11 +26,11 @@ def queues(url: str | None) -> None:
     with Client(settings.url, settings=settings) as client:
         stats = client.queue_stats()
     rows: list[tuple[object, ...]] = [
-        (s.routing_key, s.ready, by_priority(s), s.scheduled, s.processing, s.dead) for s in stats
+        (s.routing_key, s.ready, by_priority(s), s.scheduled, s.processing, s.dead, s.suspects) for s in stats
     ]
     if len(stats) > 1:
         rows.append(
             ("(total)", sum(s.ready for s in stats), "", sum(s.scheduled for s in stats),
-             sum(s.processing for s in stats), sum(s.dead for s in stats))
+             sum(s.processing for s in stats), sum(s.dead for s in stats), sum(s.suspects for s in stats))
         )  # fmt: skip
     echo_table(HEADERS, rows, empty="no queues yet")

@@ -47,6 +47,7 @@ def queue_figures(stats: Sequence[QueueStats], now: float | None = None) -> dict
             "scheduled": s.scheduled,
             "processing": s.processing,
             "dead": s.dead,
+            "suspects": s.suspects,
             "oldest_ready_age_s": None if s.oldest_ready_at is None else round(max(0.0, moment - s.oldest_ready_at), 3),
         }
         for s in stats

@@ -3,8 +3,13 @@ outcome is stored."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from bananas.brokers.base import Delivery, Lease
 from bananas.context import Context
+
+logger = logging.getLogger("bananas.worker.worker")
 
 
 class Backoff:
@@ -20,6 +25,19 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay_s = 0.0
+
+    def recovered(self, worker_id: str) -> None:
+        """The broker answered: log it if it had been in trouble, and reset the delays."""
+        if self.delay_s:
+            logger.info("broker reachable again", extra={"component": "broker", "worker_id": worker_id})
+            self.reset()
+
+    async def pause(self, trouble: Exception, worker_id: str) -> None:
+        """Log broker trouble and wait the next delay before trying again."""
+        delay = self.next()
+        logger.warning("broker trouble, retrying in %.2f s: %s", delay, trouble,
+                       extra={"component": "broker", "worker_id": worker_id})  # fmt: skip
+        await asyncio.sleep(delay)
 
 
 class Held:

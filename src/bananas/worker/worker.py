@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bananas import brokers
-from bananas.brokers.base import Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome, Reclaim
+from bananas.brokers.base import Batch, Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome, Reclaim
 from bananas.context import flag_cancelled
 from bananas.errors import BananasError, BrokerAuthenticationError
 from bananas.job import new_id
@@ -26,6 +26,7 @@ from bananas.worker.executor import Executor
 from bananas.worker.fetching import FetchTask
 from bananas.worker.heartbeat import Heartbeat
 from bananas.worker.held import Backoff, Held
+from bananas.worker.isolation import run_suspects
 from bananas.worker.leases import LeaseKeeper
 from bananas.worker.loopwatch import LoopWatch
 from bananas.worker.threads import DaemonPool
@@ -224,11 +225,14 @@ class Worker:
             try:
                 self._fetch.phase = "call"
                 batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only, offer, reclaim)
+                if batch.isolate:
+                    await self._run_suspects()
+                    continue
                 if not batch and not self._stopping:
                     self._fetch.phase = "block"
-                    batch = await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S, offer)
+                    batch = Batch(await self.broker.wait_for_work(w.routing_keys, IDLE_BLOCK_S, offer))
                     self._fetch.phase = "idle"
-                    self._reconnected(backoff)
+                    backoff.recovered(self.id)
                     if not batch:
                         if only is not None and not self._stopping:
                             await asyncio.sleep(idle.next())
@@ -238,16 +242,19 @@ class Worker:
                 raise  # not transient: the worker stops and its process exits non-zero
             except BananasError as exc:
                 self._fetch.phase = "idle"
-                delay = backoff.next()
-                logger.warning(
-                    "broker trouble, retrying in %.2f s: %s", delay, exc,
-                    extra={"component": "broker", "worker_id": self.id},
-                )  # fmt: skip
-                await asyncio.sleep(delay)
+                await backoff.pause(exc, self.id)
                 continue
-            self._reconnected(backoff)
+            backoff.recovered(self.id)
             self._hold(batch)
             await asyncio.sleep(0)  # the slots start these jobs before the next fetch is sent
+
+    async def _run_suspects(self) -> None:
+        """Run suspects alone (``isolation``), the duty this worker was given."""
+        w = self.settings.worker
+        me = (self.id, w.routing_keys, w.lease_s, w.job_types)
+        await run_suspects(
+            self.broker, me, self._held, self._slot_free, self._hold, self._fetch, lambda: self._stopping
+        )
 
     def _hold(self, batch: list[Delivery]) -> None:
         """Hold fetched deliveries until their outcomes are stored, and start them."""
@@ -286,11 +293,6 @@ class Worker:
                 del self._running[me]
                 if not self._running:
                     self._all_idle.set()
-
-    def _reconnected(self, backoff: Backoff) -> None:
-        if backoff.delay_s:
-            logger.info("broker reachable again", extra={"component": "broker", "worker_id": self.id})
-            backoff.reset()
 
     @property
     def fetch_stalled_s(self) -> float:

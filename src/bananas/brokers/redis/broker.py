@@ -12,6 +12,7 @@ from redis import exceptions as rexc
 
 from bananas.brokers.base import (
     CANCELLED_TTL_S,
+    Batch,
     Broker,
     Delivery,
     JobFilter,
@@ -111,11 +112,11 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         only: JobFilter | None = None,
         offer: Offer | None = None,
         reclaim: Reclaim | None = None,
-    ) -> list[Delivery]:
+    ) -> Batch:
         reclaim = reclaim if reclaim is not None and self._duties_due() else None
         if only is not None and (only.priorities or only.names):
             return await self._dequeue_filtered(routing_keys, count, lease_s, worker_id, only, reclaim)
-        out: list[Delivery] = []
+        out = Batch()
         due: list[int] = []
         for rk in routing_keys:
             want = count - len(out)
@@ -134,8 +135,11 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                 args += layout.duty_args(reclaim)
             raw = await self._hot("dequeue", keys, args)
             if reclaim is not None:
+                out.isolate = out.isolate or bool(raw.pop())
                 due.append(int(raw.pop()))
             out += layout.deliveries(rk, raw)
+            if out.isolate:
+                break
         if reclaim is not None:
             self._due = layout.earliest_due(due)
         return out
@@ -157,12 +161,12 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         worker_id: str,
         only: JobFilter,
         reclaim: Reclaim | None,
-    ) -> list[Delivery]:
+    ) -> Batch:
         bands: list[Any] = []
         due: list[int] = []
         for low, high in only.priorities:  # ready score = (100 - priority) * 1e13 + ms
             bands += [(100 - high) * 10**13, f"({(101 - low) * 10**13}"]
-        out: list[Delivery] = []
+        out = Batch()
         for rk in routing_keys:
             want = count - len(out)
             if want <= 0:
@@ -175,11 +179,27 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                  *bands, *only.names],
             )  # fmt: skip
             if reclaim is not None:
+                out.isolate = out.isolate or bool(raw.pop())
                 due.append(int(raw.pop()))
             out += layout.deliveries(rk, raw)
+            if out.isolate:
+                break
         if reclaim is not None:
             self._due = layout.earliest_due(due)
         return out
+
+    @guard("dequeue a suspect")
+    async def dequeue_alone(
+        self, routing_keys: Sequence[str], lease_s: float, worker_id: str, names: Sequence[str] = ()
+    ) -> Delivery | None:
+        for rk in routing_keys:
+            p, now = prefix(rk), time.time()
+            keys = [p + "suspects", p + "leases", p + "isolator", p + "signal"]
+            args: list[Any] = [p, ms(now), ms(now + lease_s), worker_id, max(1, ms(lease_s)), *names]
+            raw = await self._s["dequeue_alone"](keys, args)
+            if raw:
+                return layout.deliveries(rk, raw)[0]
+        return None
 
     @guard("wait for work")
     async def wait_for_work(
@@ -278,7 +298,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
         recovered = lost = 0
         for rk in routing_keys:
             p = prefix(rk)
-            keys = [p + "ready", p + "leases", p + "dead", p + "signal"]
+            keys = [p + "ready", p + "leases", p + "dead", p + "signal", p + "isolator"]
             back, dead = await self._s["release_dead"](keys, [p, ms(time.time()), worker_prefix, how,
                                                               *layout.duty_args(reclaim)])  # fmt: skip
             recovered, lost = recovered + int(back), lost + int(dead)

@@ -70,13 +70,14 @@ class RedisInspection(RedisStore):
     async def list_jobs(self, status: str | None = None, name: str | None = None, limit: int = 100) -> list[Job]:
         index = {
             "pending": ("ready", False),
+            "suspect": ("suspects", False),
             "scheduled": ("scheduled", False),
             "processing": ("leases", False),
             "failed": ("dead", True),
             "completed": ("finished", True),
             "cancelled": ("finished", True),
         }
-        wanted = [status] if status else list(index)
+        wanted = ([status, "suspect"] if status == "pending" else [status]) if status else list(index)
         rks = await self._routing_keys()
         ids: list[tuple[str, bytes]] = []
         async with self._r.pipeline(transaction=False) as pipe:
@@ -131,12 +132,12 @@ class RedisInspection(RedisStore):
     @guard("queue stats")
     async def queue_stats(self) -> list[QueueStats]:
         rks = await self._routing_keys()
-        keys = ("ready", "scheduled", "leases", "dead")
+        keys = ("ready", "scheduled", "leases", "dead", "suspects")
         results = await self._calls("stats", [([prefix(rk) + k for k in keys], ()) for rk in rks])
         stats = []
         for rk, res in zip(rks, results, strict=True):
-            by_prio = {int(res[i]): int(res[i + 1]) for i in range(5, len(res), 2)}
+            by_prio = {int(res[i]): int(res[i + 1]) for i in range(6, len(res), 2)}
             oldest = int(res[3]) / 1000 if int(res[3]) >= 0 else None
             due = int(res[4]) / 1000 if int(res[4]) >= 0 else None
-            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest, due))
+            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest, due, int(res[5])))
         return stats

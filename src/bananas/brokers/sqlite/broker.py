@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from bananas.brokers.base import (
+    Batch,
     Broker,
     CatalogueRecord,
     Delivery,
@@ -29,7 +30,7 @@ from bananas.brokers.base import (
     ScheduleState,
     TickReport,
 )
-from bananas.brokers.sqlite import catalogue, inspection, ops, schedules
+from bananas.brokers.sqlite import catalogue, inspection, ops, schedules, suspects
 from bananas.brokers.sqlite.engine import Engine, Session
 from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
 from bananas.errors import BananasError
@@ -54,14 +55,16 @@ class _ScheduleProbe:
 
 
 class _WorkProbe:
-    """True once a job is ready (``ready``) or one is scheduled earlier than known (``sooner``)."""
+    """True once a job is ready (``ready``), one is scheduled earlier than known
+    (``sooner``), or suspects wait that no worker claimed (``routing_keys``, if given)."""
 
-    def __init__(self, ready: Callable[[Session], bool], sooner: _ScheduleProbe) -> None:
+    def __init__(self, ready: Callable[[Session], bool], sooner: _ScheduleProbe, routing_keys: list[str]) -> None:
         self.ready = ready
         self.sooner = sooner
+        self.routing_keys = routing_keys
 
     def __call__(self, s: Session) -> bool:
-        return self.ready(s) or self.sooner(s)
+        return self.ready(s) or self.sooner(s) or bool(self.routing_keys and suspects.unclaimed(s, self.routing_keys))
 
 
 class SQLiteBroker(Broker):
@@ -89,6 +92,7 @@ class SQLiteBroker(Broker):
         self._finalizer: weakref.finalize[[], SQLiteBroker] | None = None
         self._due: float | None = None  # when the next delayed job or lease falls due (last reclaim)
         self._reclaims = False  # the last dequeue did the scheduler's duties
+        self._isolates = False  # ... and was unfiltered, so it may run suspects
         self._open()
 
     def _open(self) -> Engine:
@@ -137,9 +141,9 @@ class SQLiteBroker(Broker):
         only: JobFilter | None = None,
         offer: Offer | None = None,  # no hand-off here: offers are ignored
         reclaim: Reclaim | None = None,
-    ) -> list[Delivery]:
+    ) -> Batch:
         if count <= 0 or not routing_keys:
-            return []
+            return Batch()
         engine = self._engine or self._open()
         fn = functools.partial(ops.dequeue, routing_keys=list(routing_keys), count=count, lease_s=lease_s,
                                worker=worker_id, only=only, reclaim=reclaim)  # fmt: skip
@@ -152,9 +156,18 @@ class SQLiteBroker(Broker):
             cf.add_done_callback(functools.partial(_give_back, engine))
             raise
         self._reclaims = reclaim is not None
+        self._isolates = reclaim is not None
         if reclaim is not None:
             self._due = due
         return out
+
+    async def dequeue_alone(
+        self, routing_keys: Sequence[str], lease_s: float, worker_id: str, names: Sequence[str] = ()
+    ) -> Delivery | None:
+        fn = functools.partial(suspects.dequeue_alone, routing_keys=list(routing_keys), lease_s=lease_s,
+                               worker=worker_id, names=list(names))  # fmt: skip
+        got: Delivery | None = await self._run("dequeue a suspect", fn)
+        return got
 
     async def wait_for_work(
         self, routing_keys: Sequence[str], timeout_s: float, offer: Offer | None = None
@@ -164,7 +177,7 @@ class SQLiteBroker(Broker):
         probe: Callable[[Session], bool] = functools.partial(ops.has_work, routing_keys=keys)
         if self._reclaims:  # also wake when something falls due
             timeout_s = min(timeout_s, max(0.0, (self._due or math.inf) - time.time()))
-            probe = _WorkProbe(probe, _ScheduleProbe(self._due))
+            probe = _WorkProbe(probe, _ScheduleProbe(self._due), keys if self._isolates else [])
             topics.append(SCHEDULE_TOPIC)
         await self._wait("wait for work", topics, probe, timeout_s)
         return []  # no hand-off: a woken worker dequeues

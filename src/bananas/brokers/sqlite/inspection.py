@@ -42,7 +42,7 @@ def cancel(s: Session, job_id: str) -> str | None:
         if row is None:
             return None
         rowid, status = row
-        if status in ("pending", "scheduled"):
+        if status in ("pending", "scheduled", "suspect"):
             c.execute(
                 "UPDATE jobs SET status = 'cancelled', finished_at = ?, expires_at = ? WHERE rowid = ?",
                 (now, now + CANCELLED_TTL_S, rowid),
@@ -50,7 +50,7 @@ def cancel(s: Session, job_id: str) -> str | None:
             s.touch(job_topic(job_id))
         elif status == "processing":
             c.execute("UPDATE jobs SET cancel = 1 WHERE rowid = ?", (rowid,))
-        return str(status)
+        return "pending" if status == "suspect" else str(status)
 
 
 def list_jobs(s: Session, status: str | None, name: str | None, limit: int) -> list[Job]:
@@ -64,11 +64,12 @@ def list_jobs(s: Session, status: str | None, name: str | None, limit: int) -> l
     rows: list[tuple[object, ...]] = []
     with s.read() as c:
         # One indexed query per status, merged here: sorting the whole table is slow.
-        for st in [status] if status is not None else [st.value for st in JobStatus]:
+        statuses = [status] if status is not None else [st.value for st in JobStatus]
+        for st in [*statuses, "suspect"] if "pending" in statuses else statuses:
             args = (st, now, name, limit) if name is not None else (st, now, limit)
             rows += c.execute(sql, args).fetchall()
     jobs = [job_from_row(r) for r in rows]
-    if status is None:
+    if status is None or status == "pending":
         jobs.sort(key=lambda j: j.finished_at or j.created_at, reverse=True)
     return jobs[:limit]
 
@@ -118,6 +119,8 @@ def queue_stats(s: Session) -> list[QueueStats]:
             ("processing", "SELECT routing_key, count(*) FROM jobs INDEXED BY jobs_leases"
                            " WHERE status = 'processing' GROUP BY 1", ()),
             ("dead", f"SELECT routing_key, count(*) FROM jobs WHERE status = 'failed' AND {LIVE} GROUP BY 1", (now,)),
+            ("suspects", "SELECT routing_key, count(*) FROM jobs INDEXED BY jobs_suspects"
+                         " WHERE status = 'suspect' GROUP BY 1", ()),
         )  # fmt: skip
         for attr, sql, args in counts:
             for rk, n in c.execute(sql, args):

@@ -14,7 +14,8 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from bananas.brokers.base import Delivery, JobFilter, LeaderLock, Lease, LeaseState, Outcome, Reclaim, TickReport
+from bananas.brokers.base import Batch, Delivery, JobFilter, LeaderLock, Lease, LeaseState, Outcome, Reclaim, TickReport
+from bananas.brokers.sqlite import suspects
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import LIVE, ids_json
@@ -35,7 +36,7 @@ ON CONFLICT (id) DO UPDATE SET
     scheduled_for = excluded.scheduled_for, created_at = excluded.created_at,
     lease_deadline = NULL, deliveries = 0, unacked = 0, attempts = 0, cancel = 0, error = NULL,
     traceback = NULL, reason = NULL, result = NULL, started_at = NULL, finished_at = NULL,
-    progress = NULL, worker = NULL, expires_at = NULL
+    progress = NULL, worker = NULL, expires_at = NULL, alone = 0
 WHERE NOT {LIVE.replace("expires_at", "jobs.expires_at")}
 """
 
@@ -97,13 +98,15 @@ def dequeue(
     worker: str,
     only: JobFilter | None = None,
     reclaim: Reclaim | None = None,
-) -> tuple[list[Delivery], float | None]:
+) -> tuple[Batch, float | None]:
     """Lease up to ``count`` ready jobs: routing keys in order, highest priority first,
     FIFO within a priority; with ``only``, just the matching ones. With ``reclaim``, the
     scheduler's duties run first in the same transaction (for every routing key: one
-    database), and the time the next delayed job or lease falls due is returned."""
-    out: list[Delivery] = []
-    sql, extra = _filtered(only) if only is not None and (only.priorities or only.names) else (_DEQUEUE, [])
+    database), the time the next delayed job or lease falls due is returned, and the
+    worker may be given the isolation duty instead of jobs (``Batch``)."""
+    out = Batch()
+    filtered = only is not None and bool(only.priorities or only.names)
+    sql, extra = _filtered(only) if only is not None and filtered else (_DEQUEUE, [])
     due: float | None = None
     with s.write() as c:
         now = time.time()
@@ -112,6 +115,9 @@ def dequeue(
             if due is not None and due <= now:
                 _duties(s, c, now, reclaim.max_deliveries, reclaim.failed_ttl_s)
                 due = _next_due(c)
+            if suspects.claim(c, routing_keys, worker, lease_s, now, only.names if only is not None else ()):
+                out.isolate = True
+                return out, due
         for rk in routing_keys:
             want = count - len(out)
             if want <= 0:
@@ -230,32 +236,33 @@ WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_scheduled WHERE status = 
                 ORDER BY scheduled_for LIMIT ?)
 RETURNING routing_key
 """
+# A recovered job that ran alone (``alone`` = this delivery) after ``max_deliveries``
+# deliveries without an outcome is dead-lettered worker_lost; any other becomes a suspect.
 _LOSE = """
 UPDATE jobs SET status = 'failed', reason = 'worker_lost', finished_at = ?, expires_at = ?, unacked = 0,
     lease_deadline = NULL,
     error = 'worker_lost: delivered ' || deliveries || ' times without an outcome (lease expired)'
 WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_leases
-                WHERE status = 'processing' AND lease_deadline <= ? AND unacked >= ?
+                WHERE status = 'processing' AND lease_deadline <= ? AND unacked >= ? AND alone = deliveries
                 LIMIT ?)
 RETURNING id
 """
 _RECOVER = """
-UPDATE jobs SET status = 'pending', ready_at = ?, lease_deadline = NULL
+UPDATE jobs SET status = 'suspect', ready_at = ?, lease_deadline = NULL
 WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_leases
-                WHERE status = 'processing' AND lease_deadline <= ? AND unacked < ?
-                LIMIT ?)
+                WHERE status = 'processing' AND lease_deadline <= ? LIMIT ?)
 RETURNING routing_key
 """
 _LOSE_DEAD = """
 UPDATE jobs SET status = 'failed', reason = 'worker_lost', finished_at = ?, expires_at = ?, unacked = 0,
     lease_deadline = NULL,
     error = 'worker_lost: delivered ' || deliveries || ' times without an outcome (its worker died: ' || ? || ')'
-WHERE status = 'processing' AND substr(worker, 1, ?) = ? AND unacked >= ?
+WHERE status = 'processing' AND substr(worker, 1, ?) = ? AND unacked >= ? AND alone = deliveries
     AND routing_key IN (SELECT value FROM json_each(?))
 RETURNING id
 """
 _RECOVER_DEAD = """
-UPDATE jobs SET status = 'pending', ready_at = ?, lease_deadline = NULL
+UPDATE jobs SET status = 'suspect', ready_at = ?, lease_deadline = NULL
 WHERE status = 'processing' AND substr(worker, 1, ?) = ? AND routing_key IN (SELECT value FROM json_each(?))
 RETURNING routing_key
 """
@@ -265,11 +272,11 @@ _EXPIRE = "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs WHERE expires
 
 
 def _duties(s: Session, c: sqlite3.Connection, now: float, max_deliveries: int, failed_ttl_s: float) -> TickReport:
-    """Due jobs -> ready; expired leases -> ready, or dead as ``worker_lost`` once
-    ``unacked`` reaches ``max_deliveries`` (at most ``TICK_LIMIT`` of each)."""
+    """Due jobs -> ready; expired leases -> suspects, or dead as ``worker_lost`` when the
+    job ran alone and ``unacked`` reached ``max_deliveries`` (at most ``TICK_LIMIT`` of each)."""
     moved = [r[0] for r in c.execute(_MOVE_DUE, (now, now, TICK_LIMIT)).fetchall()]
     lost = [r[0] for r in c.execute(_LOSE, (now, now + failed_ttl_s, now, max_deliveries, TICK_LIMIT))]
-    recovered = [r[0] for r in c.execute(_RECOVER, (now, now, max_deliveries, TICK_LIMIT)).fetchall()]
+    recovered = [r[0] for r in c.execute(_RECOVER, (now, now, TICK_LIMIT)).fetchall()]
     s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(i) for i in lost))
     return TickReport(len(moved), len(recovered), len(lost))
 
@@ -277,13 +284,15 @@ def _duties(s: Session, c: sqlite3.Connection, now: float, max_deliveries: int, 
 def release_dead(
     s: Session, worker_prefix: str, routing_keys: list[str], how: str, reclaim: Reclaim
 ) -> tuple[int, int]:
-    """``Broker.release_dead``: a dead worker process's jobs back to ready, or dead."""
+    """``Broker.release_dead``: a dead worker process's jobs back as suspects, or dead;
+    its isolation claims dropped."""
     rks = json.dumps(routing_keys)
     with s.write() as c:
         now, n = time.time(), len(worker_prefix)
         lost = c.execute(_LOSE_DEAD, (now, now + reclaim.failed_ttl_s, how, n, worker_prefix, reclaim.max_deliveries,
                                       rks)).fetchall()  # fmt: skip
         recovered = c.execute(_RECOVER_DEAD, (now, n, worker_prefix, rks)).fetchall()
+        c.execute("DELETE FROM leader WHERE name LIKE 'isolate:%' AND substr(holder, 1, ?) = ?", (n, worker_prefix))
         s.touch(*(work_topic(r[0]) for r in recovered), *(job_topic(r[0]) for r in lost))
     return len(recovered), len(lost)
 

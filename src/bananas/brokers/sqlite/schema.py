@@ -3,7 +3,9 @@
 One row per job holds the encoded body (never rewritten) and the mutable fields the
 Redis broker keeps in its job hash. Partial indexes play the part of Redis' sorted
 sets: ``jobs_ready`` is the ready queue (priority, then enqueue time, then id),
-``jobs_scheduled`` the delayed/retry set, ``jobs_leases`` the lease deadlines.
+``jobs_scheduled`` the delayed/retry set, ``jobs_leases`` the lease deadlines,
+``jobs_suspects`` the jobs recovered from a lost worker (status ``suspect``, shown as
+``pending``), which run alone (``Broker.dequeue_alone``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bananas.errors import BrokerError, PayloadError
 from bananas.job import Job, JobStatus
 
 #: Bumped when the tables change; stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 3  # 2: cron schedules, the ready-by-name index; 3: the task catalogue
+SCHEMA_VERSION = 4  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at    REAL,
     progress       REAL,
     worker         TEXT,
-    expires_at     REAL                -- unix s the record is gone (terminal jobs)
+    expires_at     REAL,               -- unix s the record is gone (terminal jobs)
+    alone          INTEGER NOT NULL DEFAULT 0  -- the delivery that ran alone (a suspect's)
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (routing_key, priority DESC, ready_at, id)
     WHERE status = 'pending';
@@ -53,6 +56,7 @@ CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (scheduled_for, routing_key) W
 CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_deadline, routing_key) WHERE status = 'processing';
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (status, coalesce(finished_at, created_at));
+CREATE INDEX IF NOT EXISTS jobs_suspects ON jobs (routing_key, ready_at, id) WHERE status = 'suspect';
 CREATE TABLE IF NOT EXISTS routing_keys (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leader (
     name       TEXT PRIMARY KEY,
@@ -124,6 +128,9 @@ def create(conn: sqlite3.Connection) -> None:
         for statement in _DDL.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        if "alone" not in columns:  # a version 3 database
+            conn.execute("ALTER TABLE jobs ADD COLUMN alone INTEGER NOT NULL DEFAULT 0")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -140,7 +147,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
         job = wire.decode_job(body)
     except PayloadError as exc:
         job = Job(id=job_id, name=name, payload={}, routing_key=rk, error=str(exc), raw=wire.raw_excerpt(body))
-    job.status = JobStatus(status)
+    job.status = JobStatus("pending" if status == "suspect" else status)
     job.attempts = attempts
     job.deliveries = deliveries
     if error:

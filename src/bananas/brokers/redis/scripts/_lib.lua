@@ -93,10 +93,19 @@ local function move_due(prefix, ready_key, scheduled_key, now, limit)
   return moved
 end
 
--- A lease whose worker is gone (`cur` = HMGET status, unacked, deliveries, watch, handed,
--- worker): back to ready, or dead as worker_lost once the job was delivered
--- `max_deliveries` times without an outcome (`why` says how the worker was lost).
--- Returns 1 if it went back, 0 if it was dead-lettered. The caller removed the lease.
+-- A job recovered from a lost worker is a suspect: it waits in `suspects` (status pending)
+-- until a worker holding no other job takes it (dequeue_alone.lua), so that a death during
+-- that delivery is its own.
+local function to_suspects(prefix, jk, id, now)
+  redis.call('HSET', jk, 'status', 'pending')
+  redis.call('ZADD', prefix .. 'suspects', now, id)
+end
+
+-- A lease whose worker is gone (`cur` = HMGET of RECLAIM_FIELDS): a job its worker never
+-- took goes back to ready uncharged; a job that ran alone (`alone` = this delivery) and was
+-- delivered `max_deliveries` times without an outcome is dead-lettered worker_lost (`why`
+-- says how the worker was lost); any other becomes a suspect. Returns 1 if it went back,
+-- 0 if it was dead-lettered. The caller removed the lease.
 local function reclaim_one(prefix, ready_key, dead_key, id, cur, now, max_deliveries, failed_ttl, why)
   local jk = prefix .. 'job:' .. id
   local unacked = tonumber(cur[2]) or 0
@@ -104,11 +113,12 @@ local function reclaim_one(prefix, ready_key, dead_key, id, cur, now, max_delive
     redis.call('HDEL', jk, 'handed')
     local entry = cur[5] .. '|' .. #id .. '|' .. id .. redis.call('HGET', jk, 'body')
     if redis.call('LREM', prefix .. 'inbox:' .. cur[6], 1, entry) == 1 then
-      unacked = unacked - 1  -- a delivery that reached no handler is not charged
-      redis.call('HSET', jk, 'unacked', unacked)
+      redis.call('HSET', jk, 'unacked', unacked - 1)  -- a delivery that reached no handler is not charged
+      to_ready(prefix, ready_key, jk, id, now)
+      return 1
     end
   end
-  if unacked >= tonumber(max_deliveries) then
+  if cur[7] == cur[3] and unacked >= tonumber(max_deliveries) then
     redis.call('HSET', jk, 'status', 'failed', 'reason', 'worker_lost', 'finished_at', string.format('%.0f', now),
       'error', 'worker_lost: delivered ' .. cur[3] .. ' times without an outcome (' .. why .. ')', 'unacked', 0)
     redis.call('PEXPIRE', jk, failed_ttl)
@@ -116,11 +126,11 @@ local function reclaim_one(prefix, ready_key, dead_key, id, cur, now, max_delive
     if cur[4] then notify_waiter(prefix, id) end
     return 0
   end
-  to_ready(prefix, ready_key, jk, id, now)
+  to_suspects(prefix, jk, id, now)
   return 1
 end
 
-local RECLAIM_FIELDS = {'status', 'unacked', 'deliveries', 'watch', 'handed', 'worker'}
+local RECLAIM_FIELDS = {'status', 'unacked', 'deliveries', 'watch', 'handed', 'worker', 'alone'}
 
 -- Expired leases (at most `limit`) -> ready or dead (reclaim_one). Returns recovered, lost.
 local function reclaim_leases(prefix, ready_key, leases_key, dead_key, now, limit, max_deliveries, failed_ttl)
@@ -148,4 +158,28 @@ local function next_due(scheduled_key, leases_key)
   if s and (not l or s < l) then return string.format('%.0f', s) end
   if l then return string.format('%.0f', l) end
   return '-1'
+end
+
+-- Whether suspect `id` is one a worker serving `names` (a set; empty = any) may run.
+local function serves(prefix, names, id)
+  return next(names) == nil or names[redis.call('HGET', prefix .. 'job:' .. id, 'name')] ~= nil
+end
+
+-- Whether `worker` (serving `names`) has or now takes the duty to run this routing key's
+-- suspects alone: only when there are some it serves, and only one worker at a time (the
+-- claim lasts `ttl_ms` and is renewed by each dequeue_alone.lua), so the others keep their
+-- full speed.
+local function claim_isolation(prefix, worker, ttl_ms, names)
+  local key = prefix .. 'isolator'
+  local holder = redis.call('GET', key)
+  if holder and holder ~= worker then return false end
+  local found = false
+  for _, id in ipairs(redis.call('ZRANGE', prefix .. 'suspects', 0, 99)) do
+    if serves(prefix, names, id) then
+      found = true
+      break
+    end
+  end
+  if found then redis.call('SET', key, worker, 'PX', math.max(1, ttl_ms)) end
+  return found
 end

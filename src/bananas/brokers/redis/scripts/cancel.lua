@@ -8,6 +8,7 @@ local st = cur[1]
 if not st then return false end
 if st == 'pending' or st == 'scheduled' then
   redis.call('ZREM', KEYS[1], ARGV[2])
+  redis.call('ZREM', ARGV[1] .. 'suspects', ARGV[2])
   ready_unindex(ARGV[1], ARGV[2], cur[3])
   redis.call('ZREM', KEYS[2], ARGV[2])
   redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', ARGV[3])

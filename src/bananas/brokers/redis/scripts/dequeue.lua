@@ -7,7 +7,10 @@
 -- With a max deliveries (ARGV 8), it first does the scheduler's duties for this routing
 -- key (due delayed/retry jobs -> ready, expired leases -> ready or worker_lost), so a dead
 -- worker's jobs come back without waiting for a leader, and it returns when the next of
--- them falls due (ms, -1 for none) as one more element after the jobs.
+-- them falls due (ms, -1 for none) and 1 or 0 as two more elements after the jobs: 1 when
+-- this (unfiltered) worker was given the duty to run suspects alone (claim_isolation in
+-- _lib.lua); then it takes no job, withdraws its offer, and is to call dequeue_alone.lua
+-- once it holds none.
 -- KEYS: 1 ready, 2 leases, 3 signal, 4 idle offers, 5 this worker's inbox, 6 scheduled, 7 dead
 -- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id,
 --       6 offer ("lease_ms|worker_id", or "" for none), 7 offer deadline (ms),
@@ -40,6 +43,10 @@ if reclaim then
   local recovered = reclaim_leases(ARGV[1], KEYS[1], KEYS[2], KEYS[7], now, 1000, ARGV[8], ARGV[9])
   -- Tokens for what this call will not take (cleared below if it takes all there is).
   if moved + recovered > 0 then wake_workers(KEYS[3], moved + recovered) end
+  if claim_isolation(ARGV[1], ARGV[5], tonumber(ARGV[4]) - tonumber(ARGV[3]), {}) then
+    if ARGV[6] ~= '' then redis.call('ZREM', KEYS[4], ARGV[6]) end
+    return {next_due(KEYS[6], KEYS[2]), 1}
+  end
 end
 
 if ARGV[6] and ARGV[6] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
@@ -88,5 +95,8 @@ for name, ids in pairs(unindex) do
     redis.call('ZREM', ARGV[1] .. 'ready:name:' .. name, unpack(ids, j, math.min(j + 499, #ids)))
   end
 end
-if reclaim then out[#out + 1] = next_due(KEYS[6], KEYS[2]) end
+if reclaim then
+  out[#out + 1] = next_due(KEYS[6], KEYS[2])
+  out[#out + 1] = 0
+end
 return out

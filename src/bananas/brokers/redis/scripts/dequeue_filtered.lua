@@ -12,7 +12,8 @@
 -- are indexed as they come, so no ready job is missed; until the scan is done, jobs it
 -- has not reached yet are taken after those already indexed.
 -- With a max deliveries (ARGV 7) it first does the scheduler's duties for the routing key
--- and returns the next due time after the jobs, as dequeue.lua does.
+-- and returns the next due time and the isolation flag after the jobs, as dequeue.lua
+-- does (suspects of the given names, any when none are given).
 -- KEYS: 1 ready, 2 leases, 3 signal, 4 scheduled, 5 dead
 -- ARGV: 1 prefix, 2 count, 3 now (ms), 4 lease deadline (ms), 5 worker id, 6 scan limit,
 --       7 max deliveries ("" = no scheduler duties), 8 failed ttl (ms),
@@ -30,6 +31,11 @@ if reclaim then
   local moved = move_due(prefix, KEYS[1], KEYS[4], now, 1000)
   local recovered = reclaim_leases(prefix, KEYS[1], KEYS[2], KEYS[5], now, 1000, ARGV[7], ARGV[8])
   if moved + recovered > 0 then wake_workers(KEYS[3], moved + recovered) end
+  local served = {}
+  for _, name in ipairs(names) do served[name] = true end
+  if claim_isolation(prefix, ARGV[5], tonumber(ARGV[4]) - tonumber(ARGV[3]), served) then
+    return {next_due(KEYS[4], KEYS[2]), 1}
+  end
 end
 
 local BACKFILL = 4000  -- about 10 ms of ZSCAN and HGET
@@ -100,5 +106,8 @@ for _, band in ipairs(bands) do
   end
 end
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[3]) end
-if reclaim then out[#out + 1] = next_due(KEYS[4], KEYS[2]) end
+if reclaim then
+  out[#out + 1] = next_due(KEYS[4], KEYS[2])
+  out[#out + 1] = 0
+end
 return out

@@ -1,6 +1,7 @@
 -- Take back at once the leases of a worker process its supervisor saw die: each job goes
--- back to ready, or is dead-lettered worker_lost naming the death, as when a lease expires.
--- KEYS: 1 ready, 2 leases, 3 dead, 4 signal
+-- back (reclaim_one: a suspect, or ready if never taken), or is dead-lettered worker_lost
+-- naming the death, as when a lease expires; its isolation claim, if it had one, is dropped.
+-- KEYS: 1 ready, 2 leases, 3 dead, 4 signal, 5 isolator
 -- ARGV: 1 prefix, 2 now (ms), 3 worker id prefix ("host:pid:"), 4 how it died ("signal SIGKILL"),
 --       5 max deliveries, 6 failed ttl (ms)
 -- Returns {recovered, lost}. Reads every lease of the routing key: deaths are rare.
@@ -15,5 +16,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     recovered, lost = recovered + back, lost + 1 - back
   end
 end
+local isolator = redis.call('GET', KEYS[5])
+if isolator and string.sub(isolator, 1, #worker_prefix) == worker_prefix then redis.call('DEL', KEYS[5]) end
 if recovered > 0 then wake_workers(KEYS[4], recovered) end
 return {recovered, lost}
