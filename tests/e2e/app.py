@@ -50,6 +50,14 @@ def hog(mib: int) -> int:
 
 
 @app.task(timeout=60)
+def balloon(mib: int) -> None:
+    """Grows far past any memory limit while it runs (a runaway handler), then works on."""
+    block = bytearray(mib * 2**20)
+    block[::4096] = b"x" * len(range(0, len(block), 4096))  # touch every page: resident, not just reserved
+    time.sleep(30)
+
+
+@app.task(timeout=60)
 async def sleepy(seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bananas import Client
+from bananas import Client, JobStatus
 from bananas.testing import free_port
 from tests.e2e.conftest import WorkerProcess
 
@@ -51,3 +51,20 @@ def test_a_child_is_replaced_once_its_memory_passes_the_limit(
     assert pids[0] == pids[1], pids  # not replaced before it is over the limit
     out = sup.output()
     assert "--max-memory-per-child 90" in out and "died" not in out, out
+
+
+def test_a_handler_far_past_the_memory_limit_has_its_process_killed_and_is_alone_blamed(
+    redis_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    sup = spawn_worker(redis_url, "--processes", "1", "--concurrency", "4", "--max-memory-per-child", "90")
+    with Client(redis_url) as client:
+        balloon = client.submit("balloon", {"mib": 400})
+        others = [client.submit("sleepy", {"seconds": 0.5}) for _ in range(6)]
+        job = client.wait(balloon, 60)
+        assert job.status is JobStatus.FAILED and job.reason == "worker_lost" and job.deliveries == 3, job
+        assert job.error is not None and "its worker died: killed by its supervisor at" in job.error, job
+        assert "past the 180 MiB ceiling" in job.error, job  # twice --max-memory-per-child
+        for other in (client.wait(o, 30) for o in others):
+            assert other.status is JobStatus.COMPLETED, other
+    lines = sup.output().splitlines()
+    assert sum("supervisor: worker process" in line and " died (" in line for line in lines) == 3, sup.output()

@@ -10,7 +10,8 @@ from typing import Any
 import redis
 
 from bananas import Client, JobSpec
-from bananas.bench.procs import WorkerProcess, cpu_s, rss_mib, wait_until
+from bananas.bench.procs import WorkerProcess, cpu_s, wait_until
+from bananas.worker.memory import rss_mib
 
 #: (label, concurrency per process, processes or None for a single plain worker).
 DrainConfig = tuple[str, int, int | None]

@@ -50,15 +50,6 @@ class WorkerProcess:
         self.stop()
 
 
-def rss_mib(pid: int) -> float:
-    """Resident set size of a process, in MiB (Linux ``/proc``)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used (Linux ``/proc``)."""
     with open(f"/proc/{pid}/stat") as f:

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import time
 from collections.abc import Callable
 
 from bananas.brokers.base import Outcome
 from bananas.middleware import Middleware, WorkerView
+from bananas.worker.memory import rss_mib
 
 logger = logging.getLogger(__name__)
 
 #: The resident set size is read after a job's outcome is stored, once this many seconds
 #: or this many jobs have passed since the last reading (a reading costs ~20 µs).
 CHECK_EVERY_S, CHECK_EVERY_JOBS = 0.1, 32
-
-
-def rss_mib() -> float:
-    """This process's resident set size in MiB (``/proc``; the peak where there is none)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Recycle(Middleware):

@@ -34,6 +34,7 @@ from bananas.middleware import Middleware
 from bananas.observability.tracer_provider import check_tracing
 from bananas.settings import WORKER_MODES, Settings, parse_priorities
 from bananas.worker import loopwatch
+from bananas.worker.memory import CEILING_FACTOR
 from bananas.worker.supervisor import RECYCLE_EXIT, Supervisor
 from bananas.worker.worker import Worker
 
@@ -151,7 +152,8 @@ async def check_credentials(url: str) -> None:
     type=click.FloatRange(min=1),
     default=None,
     metavar="MB",
-    help="Replace a worker process whose RSS passed MB MiB (checked as jobs finish).",
+    help="Replace a worker process whose RSS passed MB MiB (checked as jobs finish); "
+    "under --processes, one past twice MB while a job runs is killed.",
 )
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler in this worker [env ENABLE_SCHEDULER].")
 @click.option(
@@ -205,8 +207,9 @@ def worker(
         check_tracing(settings, os.environ)  # each child sets up its own; a bad setting fails here, once
         env = supervisor_env(settings, os.environ)
         asyncio.run(check_credentials(settings.url))  # children would only fail the same way, forever
+        ceiling = None if max_memory_per_child is None else CEILING_FACTOR * max_memory_per_child
         supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env,
-                                on_death=give_back_jobs_of(settings))  # fmt: skip
+                                on_death=give_back_jobs_of(settings), memory_ceiling_mib=ceiling)  # fmt: skip
         ctx.exit(asyncio.run(supervise(supervisor, settings)))
     with tracing(settings):
         if w.mode == "scheduler-only":

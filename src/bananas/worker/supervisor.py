@@ -13,6 +13,8 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from bananas.worker.memory import kill_past
+
 logger = logging.getLogger(__name__)
 
 #: Exit code of a child that reached its --max-jobs-per-child/--max-memory-per-child
@@ -50,6 +52,7 @@ class Supervisor:
         stable_s: a child that lived this long gets the shortest pause again.
         on_death: awaited with an exited child's pid and how it ended (``signal SIGKILL``)
             before it is restarted: the CLI gives back at once any job it still held.
+        memory_ceiling_mib: a child whose RSS passes it is killed (``worker.memory``).
     """
 
     def __init__(
@@ -63,8 +66,10 @@ class Supervisor:
         restart_max_s: float = RESTART_MAX_S,
         stable_s: float = STABLE_S,
         on_death: Callable[[int, str], Awaitable[object]] | None = None,
+        memory_ceiling_mib: float | None = None,
     ) -> None:
         self.on_death = on_death
+        self.memory_ceiling_mib = memory_ceiling_mib
         self.argv = list(argv)
         self.processes = processes
         self.stop_timeout_s = stop_timeout_s
@@ -139,17 +144,17 @@ class Supervisor:
             if self.on_death is not None and pid is not None and code is not None:
                 # A recycled child held nothing, unless a loop watch ended it while its loop
                 # was waking up: whatever it fetched meanwhile comes back at once too.
-                await self._report_death(pid, describe_exit(code))
+                await self._report_death(pid, how)
             if code == RECYCLE_EXIT:  # it reached its job or memory limit and stopped cleanly
                 self.recycled += 1
-                logger.info("worker process %d recycled (%s); starting a fresh one", slot, how,
+                logger.info("worker process %d recycled (pid %s, %s); starting a fresh one", slot, pid, how,
                             extra={"component": "supervisor"})  # fmt: skip
                 continue
             lived = loop.time() - started
             pause = self.next_pause(pause, lived)
             self.restarts += 1
             logger.warning(
-                "worker process %d died (%s) after %.1f s; restarting in %.1f s", slot, how, lived, pause,
+                "worker process %d died (pid %s, %s) after %.1f s; restarting in %.1f s", slot, pid, how, lived, pause,
                 extra={"component": "supervisor"},
             )  # fmt: skip
             with contextlib.suppress(TimeoutError):
@@ -179,14 +184,19 @@ class Supervisor:
         logger.info("worker process %d started (pid %d)", slot, proc.pid, extra={"component": "supervisor"})
         if self._stopping.is_set():  # a stop arrived while it was being spawned
             _send(proc, self._stop_signal)
+        ceiling = self.memory_ceiling_mib
+        watch = asyncio.create_task(kill_past(proc.pid, ceiling, slot)) if ceiling else None
         try:
             code = await proc.wait()
         finally:
             self._children.pop(slot, None)
-        how = describe_exit(code)
+            if watch is not None:
+                watch.cancel()
+        killed = watch is not None and watch.done() and not watch.cancelled() and watch.result()
+        how = killed or describe_exit(code)
         if self._stopping.is_set():
             logger.info("worker process %d (pid %d) exited: %s", slot, proc.pid, how, extra={"component": "supervisor"})
-        return code, f"pid {proc.pid}, {how}", proc.pid
+        return code, how, proc.pid
 
     async def _wait_or_kill(self, slots: list[asyncio.Task[None]]) -> None:
         """Wait for the children to finish their graceful stop; kill those that overrun."""
