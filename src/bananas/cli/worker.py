@@ -207,15 +207,22 @@ def worker(
         check_tracing(settings, os.environ)  # each child sets up its own; a bad setting fails here, once
         env = supervisor_env(settings, os.environ)
         asyncio.run(check_credentials(settings.url))  # children would only fail the same way, forever
-        ceiling = None if max_memory_per_child is None else CEILING_FACTOR * max_memory_per_child
-        supervisor = Supervisor(child_argv(ctx.params), w.processes, stop_timeout_s=stop_timeout_s(settings), env=env,
-                                on_death=give_back_jobs_of(settings), memory_ceiling_mib=ceiling)  # fmt: skip
-        ctx.exit(asyncio.run(supervise(supervisor, settings)))
+        ctx.exit(asyncio.run(supervise(supervisor_of(ctx.params, settings, env), settings)))
     with tracing(settings):
         if w.mode == "scheduler-only":
             asyncio.run(run_scheduler(settings, app=app))
         elif _run_here(app, settings, Recycle(max_jobs_per_child, max_memory_per_child)):
             ctx.exit(RECYCLE_EXIT)
+
+
+def supervisor_of(params: Mapping[str, Any], settings: Settings, env: Mapping[str, str] | None) -> Supervisor:
+    """The supervisor of ``bananas worker --processes``: children started with the same
+    options, their jobs given back when they die, and the memory ceiling (``worker.memory``)."""
+    limit = params.get("max_memory_per_child")
+    return Supervisor(
+        child_argv(params), settings.worker.processes, stop_timeout_s=stop_timeout_s(settings), env=env,
+        on_death=give_back_jobs_of(settings), memory_ceiling_mib=None if limit is None else CEILING_FACTOR * limit,
+    )  # fmt: skip
 
 
 def give_back_jobs_of(settings: Settings) -> Callable[[int, str], Awaitable[None]]:
