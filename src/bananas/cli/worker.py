@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from bananas import Bananas, brokers
+from bananas import Bananas, brokers, chaos
 from bananas.brokers.base import Reclaim
 from bananas.cli.logs import stop_logging
 from bananas.cli.observe import supervise, supervisor_env, tracing, with_metrics_port, worker_middleware
@@ -217,7 +217,9 @@ def worker(
 
 def supervisor_of(params: Mapping[str, Any], settings: Settings, env: Mapping[str, str] | None) -> Supervisor:
     """The supervisor of ``bananas worker --processes``: children started with the same
-    options, their jobs given back when they die, and the memory ceiling (``worker.memory``)."""
+    options, their jobs given back when they die, and the memory ceiling (``worker.memory``).
+    A chaos file the children would refuse (``BANANAS_ENV``) is refused here, once."""
+    chaos.from_env(env)
     limit = params.get("max_memory_per_child")
     return Supervisor(
         child_argv(params), settings.worker.processes, stop_timeout_s=stop_timeout_s(settings), env=env,

@@ -13,6 +13,7 @@ from typing import Any, TypedDict, Unpack
 from bananas import brokers, catalogue
 from bananas.brokers.base import Broker, QueueStats
 from bananas.catalogue import WORKER_TTL_S, Catalogue, TaskInfo
+from bananas.chaos import ChaosConfig, arm, chaos_broker
 from bananas.coalescer import SubmitCoalescer
 from bananas.durations import Duration
 from bananas.errors import BananasError, ConfigurationError, JobFailed, JobNotFound, ResultTimeout
@@ -90,6 +91,7 @@ class AsyncClient:
             against its handlers and get its tasks' defaults.
         timeout_s: broker connect/command timeout.
         middleware: hooks around submits (default: the app's).
+        chaos: faults to inject (default: those of the file ``BANANAS_CHAOS`` names, if any).
     """
 
     def __init__(
@@ -101,11 +103,14 @@ class AsyncClient:
         app: HasRegistry | None = None,
         timeout_s: float = 5.0,
         middleware: Sequence[Middleware] | None = None,
+        chaos: ChaosConfig | None = None,
     ) -> None:
         registry: Registry | None = app.registry if app is not None else None
         self.settings = settings or default_settings(app)
         self.url = url or (broker.url if broker else self.settings.url)
-        self.broker = broker or brokers.from_url(self.url, timeout_s=timeout_s)
+        #: the fault injector, when chaos is configured and allowed here (``bananas.chaos``).
+        self.chaos = arm(chaos)
+        self.broker = chaos_broker(self.chaos, broker or brokers.from_url(self.url, timeout_s=timeout_s))
         self._coalescer = SubmitCoalescer(self.broker)
         self.registry = registry
         chosen = middleware if middleware is not None else registry.middleware if registry else ()

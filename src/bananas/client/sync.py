@@ -11,6 +11,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from bananas.brokers.base import Broker, QueueStats
 from bananas.catalogue import TaskInfo
+from bananas.chaos import ChaosConfig
 from bananas.client.aio import (
     AsyncClient,
     SubmitOptions,
@@ -50,11 +51,13 @@ class Client:
         app: HasRegistry | None = None,
         timeout_s: float = 5.0,
         middleware: Sequence[Middleware] | None = None,
+        chaos: ChaosConfig | None = None,
     ) -> None:
         self.settings = settings or default_settings(app)
         self.url = url or self.settings.url
         self.app = app
         self._middleware = middleware
+        self._chaos = chaos
         self._timeout_s = timeout_s
         self._local = threading.local()
         self._helper: _LoopThread | None = None
@@ -65,7 +68,12 @@ class Client:
 
     def _new_async(self) -> AsyncClient:
         return AsyncClient(
-            self.url, settings=self.settings, app=self.app, timeout_s=self._timeout_s, middleware=self._middleware
+            self.url,
+            settings=self.settings,
+            app=self.app,
+            timeout_s=self._timeout_s,
+            middleware=self._middleware,
+            chaos=self._chaos,
         )
 
     def _run(self, coro_fn: AsyncCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

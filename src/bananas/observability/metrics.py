@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bananas.brokers.base import Broker, Delivery, Outcome, QueueStats
+from bananas.chaos import add_listener
 from bananas.context import Context
 from bananas.errors import BananasError, MissingDependencyError
 from bananas.job import DeadReason, Job
@@ -76,6 +77,8 @@ class PrometheusMiddleware(Middleware):
         pc = _prometheus()
         self.registry = registry if registry is not None else pc.CollectorRegistry()
         self._job_metrics(pc, self.registry)
+        #: stops counting this process's injected faults (``bananas.chaos``).
+        self.stop_counting_chaos = add_listener(lambda kind: self.chaos.labels(kind=kind).inc())
         self._worker_gauges(pc, self.registry)
         self._names = _Bounded()
         self._keys = _Bounded()
@@ -108,6 +111,7 @@ class PrometheusMiddleware(Middleware):
             "bananas_duplicate_outcomes", "Outcomes refused because the lease was reclaimed.", registry=r
         )
         self.acks = C("bananas_outcomes_stored", "Outcomes stored by the broker.", registry=r)
+        self.chaos = C("bananas_chaos_injected", "Faults injected by bananas.chaos, by kind.", ["kind"], registry=r)
         self.recycled = C(
             "bananas_worker_recycled",
             "Worker processes replaced at --max-jobs-per-child or --max-memory-per-child, by reason.",

@@ -178,6 +178,8 @@ class Executor:
         try:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
+            if not future.cancelled():
+                raise  # the handler itself raised TimeoutError: its thread is free again
             self._pool.abandon()  # the thread runs on; its late result is discarded
             raise TimeoutError(f"timed out after {timeout_s:g} s (sync handler abandoned)") from None
 

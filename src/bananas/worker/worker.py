@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from bananas import brokers
 from bananas.brokers.base import Batch, Broker, Delivery, JobFilter, Lease, LeaseState, Offer, Outcome, Reclaim
+from bananas.chaos import ChaosConfig, arm, chaos_broker, chaos_tasks
 from bananas.context import flag_cancelled
 from bananas.errors import BananasError, BrokerAuthenticationError
 from bananas.job import new_id
@@ -47,6 +48,7 @@ class Worker:
         app: the application (``Bananas``, or its ``Registry``) whose tasks this worker runs.
         settings: worker, scheduler and job settings (default: the app's).
         broker: an existing broker (default: one from the settings' URL).
+        chaos: faults to inject (default: those of the file ``BANANAS_CHAOS`` names, if any).
     """
 
     def __init__(
@@ -56,10 +58,12 @@ class Worker:
         *,
         broker: Broker | None = None,
         middleware: Sequence[Middleware] = (),
+        chaos: ChaosConfig | None = None,
     ) -> None:
         self.registry = registry = app.registry
         self.settings = settings or registry.settings
-        self.broker = broker or brokers.from_url(self.settings.url)
+        self.chaos = arm(chaos)  #: the fault injector, when chaos is configured and allowed here
+        self.broker = chaos_broker(self.chaos, broker or brokers.from_url(self.settings.url))
         self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self.middleware = MiddlewareChain.of([*registry.middleware, *middleware])
         # The per-job hooks, only when some middleware has them (kept off the hot path).
@@ -127,8 +131,8 @@ class Worker:
         self._acker = Acker(self.broker, (jobs.completed_ttl_s, jobs.failed_ttl_s), self._stored)
         self._pool = DaemonPool(w.concurrency, self._loop)
         self._executor = Executor(
-            self.registry.tasks, self._pool, self.id, self._report_progress, self.middleware, jobs,
-            self.settings.signing.signer(),
+            chaos_tasks(self.chaos, self.registry.tasks), self._pool, self.id, self._report_progress,
+            self.middleware, jobs, self.settings.signing.signer(),
         )  # fmt: skip
         keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
         keeper.start()
@@ -311,10 +315,9 @@ class Worker:
             if confirmed and self._fetch.task is not None:
                 self.fetch_restarts += 1
                 self._rebuild = True
-                logger.error(
-                    "fetch loop made no progress for %.0f s; rebuilding it", time.monotonic() - self.last_fetch,
-                    extra={"component": "worker", "worker_id": self.id},
-                )  # fmt: skip
+                stuck = time.monotonic() - self.last_fetch
+                logger.error("fetch loop made no progress for %.0f s; rebuilding it", stuck,
+                             extra={"component": "worker", "worker_id": self.id})  # fmt: skip
                 self.last_fetch = time.monotonic()
                 self._fetch.task.cancel()
 
