@@ -15,7 +15,7 @@ from bananas.errors import BananasError
 # runs (or when --help lists them): a worker process does not carry the benchmark, the
 # dashboard or the demo in its memory.
 _COMMANDS = ("worker", "scheduler", "schedules", "submit", "job", "jobs", "dlq", "queues", "tasks", "dashboard",
-             "demo", "bench", "health")  # fmt: skip
+             "demo", "bench", "chaos", "health")  # fmt: skip
 
 
 class BananasGroup(click.Group):
