@@ -116,7 +116,8 @@ class Broker:
         self.proxy = PartitionProxy(parts.hostname, parts.port or 6379)
         await self.proxy.start()
         auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-        return urlunsplit(parts._replace(netloc=f"{auth}127.0.0.1:{self.proxy.port}"))
+        netloc = f"{auth}127.0.0.1:{self.proxy.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
     async def restart(self, down_s: float) -> None:
         """Kill the private server (its fsync-always AOF keeps every acknowledged write) and
