@@ -7,12 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.redis
 
@@ -76,3 +77,18 @@ def test_a_failed_check_exits_1_and_says_which(tmp_path: Path) -> None:
     failed = {c["check"] for c in report["checks"] if not c["ok"]}
     assert failed == {"success rate", "ordinary jobs dead-lettered"}, report["checks"]
     assert report["totals"]["dead_lettered"] == 20 and "FAIL success rate" in done.stdout
+
+
+def test_an_experiment_against_workers_already_running(
+    redis_url: str, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    worker = spawn_worker(redis_url, app="bananas.resilience.workload:app", env={"BANANAS_LEDGER": str(ledger)})
+    experiment = tmp_path / "running.toml"
+    experiment.write_text(f'name = "running"\nurl = "{redis_url}"\nduration = "2s"\n[workload]\njobs = 100\n'
+                          f'sleep = ["1ms", "5ms"]\n[workers]\nstart = 0\nledger = "{ledger}"\n')  # fmt: skip
+    done, report = chaos_run(experiment, tmp_path / "out")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (report["totals"]["completed"], report["totals"]["lost"]) == (100, 0), report["totals"]
+    assert sum(p[1] for p in report["series"]["throughput"]) == 100  # ended runs, from the outside ledger
+    assert worker.alive()  # the runner left the workers it did not start alone

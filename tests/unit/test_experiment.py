@@ -32,6 +32,8 @@ def test_the_examples_parse() -> None:
         ("[[faults]]\nkind = 'partition'", "give either every or at"),
         ("duration = '-5s'", "must not be negative"),
         ("[workload]\nsleep = ['2s', '1s']", r"sleep = \[min, max\]"),
+        ("[workers]\nstart = 0", "name the running workers' ledger"),
+        ("[workers]\nstart = 0\nledger = 'l'\n[[faults]]\nkind = 'kill_worker'\nevery = '1s'", "start > 0"),
     ],
 )
 def test_bad_experiments_get_a_precise_error(text: str, message: str) -> None:

@@ -78,6 +78,7 @@ class Experiment:
     concurrency: int = 4
     worker_args: tuple[str, ...] = ()
     worker_chaos: str = ""
+    ledger: str = ""
     faults: tuple[Fault, ...] = ()
     checks: Checks = field(default_factory=Checks)
 
@@ -138,7 +139,7 @@ def parse(text: str, source: str = "experiment") -> Experiment:
                  poison=_as(int))  # fmt: skip
     procs = _take(dict(top.get("workers", {})), f"{source} [workers]", start=_as(int),
                   concurrency=_as(int), args=_as(lambda v: tuple(str(a) for a in v)),
-                  chaos=_as(str))  # fmt: skip
+                  chaos=_as(str), ledger=_as(str))  # fmt: skip
     checks = _take(dict(top.get("checks", {})), f"{source} [checks]", max_lost=_as(int),
                    max_dead=_as(int), min_success_rate=_as(float),
                    duplicates_have_later_delivery=_as(bool), max_settle=_seconds)  # fmt: skip
@@ -149,9 +150,13 @@ def parse(text: str, source: str = "experiment") -> Experiment:
         duration_s=top.get("duration", 20.0), settle_s=top.get("settle", 60.0),
         jobs=load.get("jobs", 1000), sleep_s=load.get("sleep", (0.05, 0.5)), async_share=load.get("async_share", 0.5),
         poison=load.get("poison", 0), workers=procs.get("start", 4), concurrency=procs.get("concurrency", 4),
-        worker_args=procs.get("args", ()), worker_chaos=procs.get("chaos", ""),
+        worker_args=procs.get("args", ()), worker_chaos=procs.get("chaos", ""), ledger=procs.get("ledger", ""),
         faults=tuple(_fault(f, i) for i, f in enumerate(top.get("faults", []))), checks=Checks(**checks),
     )  # fmt: skip
     if exp.duration_s <= 0 or exp.jobs < 0 or len(exp.sleep_s) != 2 or exp.sleep_s[0] > exp.sleep_s[1]:
         raise ConfigurationError(f"{source}: needs duration > 0, jobs >= 0 and sleep = [min, max]")
+    if exp.workers == 0 and not exp.ledger:
+        raise ConfigurationError(f"{source}: with [workers] start = 0, name the running workers' ledger")
+    if exp.workers == 0 and any(f.kind in ("kill_worker", "partition") for f in exp.faults):
+        raise ConfigurationError(f"{source}: kill_worker and partition need workers the runner starts (start > 0)")
     return exp

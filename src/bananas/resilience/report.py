@@ -31,8 +31,8 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 def _starts(seen: Observed) -> dict[str, list[dict[str, Any]]]:
     starts: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in seen.ledger:
-        if event.get("e") == "start":
+    for event in seen.ledger:  # a ledger of running workers may hold other runs' jobs too
+        if event.get("e") == "start" and event.get("id") in seen.submitted:
             starts[event["id"]].append(event)
     for runs in starts.values():
         runs.sort(key=lambda e: e["t"])
@@ -62,7 +62,7 @@ def _series(seen: Observed, starts: dict[str, list[dict[str, Any]]]) -> dict[str
     t0 = seen.started_at
     ends: dict[int, int] = defaultdict(int)
     for event in seen.ledger:
-        if event.get("e") == "end":
+        if event.get("e") == "end" and event.get("id") in seen.submitted:
             ends[int(event["t"] - t0)] += 1
     by_second: dict[int, list[bool]] = defaultdict(list)
     for job_id, at in seen.submitted.items():

@@ -59,7 +59,7 @@ class Run:
     def __init__(self, exp: Experiment, workdir: Path, say: Callable[[str], None]) -> None:
         self.exp, self.workdir, self.say = exp, workdir, say
         self.seen = Observed(time.time())
-        self.ledger = str(workdir / "ledger.jsonl")
+        self.ledger = exp.ledger or str(workdir / "ledger.jsonl")
         self.broker = Broker(exp.url, workdir, any(f.kind == "partition" for f in exp.faults))
         self.random = random.Random(7)
 
@@ -180,7 +180,7 @@ async def run(exp: Experiment, workdir: Path, say: Callable[[str], None] = print
         for slot in range(exp.workers):
             if await workers.ready(slot) is None:
                 raise RuntimeError(f"worker {slot} did not start: {workers.logs[slot].read_text()[-2000:]}")
-        say(f"{exp.workers} workers up; submitting {exp.jobs} jobs over {exp.duration_s:g} s")
+        say(f"{exp.workers or 'running'} workers up; submitting {exp.jobs} jobs over {exp.duration_s:g} s")
         r.seen.started_at = time.time()
         deadline = time.monotonic() + exp.duration_s
         sampler = asyncio.create_task(r.sample(client))
