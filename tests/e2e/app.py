@@ -39,12 +39,17 @@ async def apid() -> int:
 _hoard: list[bytearray] = []
 
 
+def _resident(mib: int) -> bytearray:
+    """``mib`` MiB with every page touched: resident, not just reserved."""
+    block = bytearray(mib * 2**20)
+    block[::4096] = b"x" * len(range(0, len(block), 4096))
+    return block
+
+
 @app.task
 def hog(mib: int) -> int:
     """Keep ``mib`` MiB more alive in this process (a leaking handler); its pid."""
-    chunk = bytearray(mib * 2**20)
-    chunk[::4096] = b"x" * len(range(0, len(chunk), 4096))  # touch every page: resident, not just reserved
-    _hoard.append(chunk)
+    _hoard.append(_resident(mib))
     time.sleep(0.15)  # a handler's work: the worker reads its RSS at most every 0.1 s
     return os.getpid()
 
@@ -52,9 +57,9 @@ def hog(mib: int) -> int:
 @app.task(timeout=60)
 def balloon(mib: int) -> None:
     """Grows far past any memory limit while it runs (a runaway handler), then works on."""
-    block = bytearray(mib * 2**20)
-    block[::4096] = b"x" * len(range(0, len(block), 4096))  # touch every page: resident, not just reserved
+    block = _resident(mib)
     time.sleep(30)
+    del block
 
 
 @app.task(timeout=60)

@@ -58,7 +58,7 @@ def _totals(seen: Observed, starts: dict[str, list[dict[str, Any]]]) -> dict[str
     }  # fmt: skip
 
 
-def _series(seen: Observed, starts: dict[str, list[dict[str, Any]]]) -> dict[str, list[list[float]]]:
+def _series(seen: Observed) -> dict[str, list[list[float]]]:
     t0 = seen.started_at
     ends: dict[int, int] = defaultdict(int)
     for event in seen.ledger:
@@ -77,7 +77,7 @@ def _series(seen: Observed, starts: dict[str, list[dict[str, Any]]]) -> dict[str
     }
 
 
-def _recoveries(seen: Observed, starts: dict[str, list[dict[str, Any]]]) -> list[float]:
+def _recoveries(starts: dict[str, list[dict[str, Any]]]) -> list[float]:
     return [b["t"] - a["t"] for runs in starts.values() for a, b in itertools.pairwise(runs)]
 
 
@@ -110,8 +110,8 @@ def analyse(exp: Experiment, seen: Observed) -> dict[str, Any]:
         "faults": {"kills": len(seen.kills), "partitions": len(seen.partitions),
                    "broker_restarts": len(seen.broker_restarts), "worker_deaths": seen.deaths},
         "totals": totals, "settle_s": settle,
-        "recovery_s": _spread(_recoveries(seen, starts)), "worker_recovery_s": _spread(seen.worker_recovery_s),
-        "series": _series(seen, starts),
+        "recovery_s": _spread(_recoveries(starts)), "worker_recovery_s": _spread(seen.worker_recovery_s),
+        "series": _series(seen),
         "events": {"kills": [round(t - seen.started_at, 2) for t in seen.kills],
                    "partitions": [[round(a - seen.started_at, 2), round(b - seen.started_at, 2)]
                                   for a, b in seen.partitions],

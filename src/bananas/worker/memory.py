@@ -39,11 +39,10 @@ async def kill_past(pid: int, ceiling_mib: float, slot: int) -> str:
         await asyncio.sleep(WATCH_EVERY_S)
         rss = rss_mib(pid)
         if rss > ceiling_mib:
-            how = f"killed by its supervisor at {rss:.0f} MiB RSS, past the {ceiling_mib:g} MiB ceiling"
-            logger.warning("worker process %d (pid %d) %s", slot, pid, how.replace("its supervisor", "the supervisor"),
-                           extra={"component": "supervisor"})  # fmt: skip
+            at = f"{rss:.0f} MiB RSS, past the {ceiling_mib:g} MiB ceiling"
+            logger.warning("killing worker process %d (pid %d) at %s", slot, pid, at, extra={"component": "supervisor"})
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 return ""
-            return how
+            return f"killed by its supervisor at {at}"

@@ -135,8 +135,9 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                 args += layout.duty_args(reclaim)
             raw = await self._hot("dequeue", keys, args)
             if reclaim is not None:
-                out.isolate = out.isolate or bool(raw.pop())
-                due.append(int(raw.pop()))
+                next_due, isolate = layout.duty_reply(raw)
+                due.append(next_due)
+                out.isolate = out.isolate or isolate
             out += layout.deliveries(rk, raw)
             if out.isolate:
                 break
@@ -179,8 +180,9 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
                  *bands, *only.names],
             )  # fmt: skip
             if reclaim is not None:
-                out.isolate = out.isolate or bool(raw.pop())
-                due.append(int(raw.pop()))
+                next_due, isolate = layout.duty_reply(raw)
+                due.append(next_due)
+                out.isolate = out.isolate or isolate
             out += layout.deliveries(rk, raw)
             if out.isolate:
                 break

@@ -143,6 +143,13 @@ def duty_args(reclaim: Reclaim) -> tuple[int, int]:
     return reclaim.max_deliveries, max(1, ms(reclaim.failed_ttl_s))
 
 
+def duty_reply(raw: list[Any]) -> tuple[int, bool]:
+    """Pop what a dequeue with duties appends to its jobs: the next due time (ms, -1 for
+    none) and whether this worker was given the isolation duty."""
+    isolate = bool(raw.pop())
+    return int(raw.pop()), isolate
+
+
 def deliveries(rk: str, raw: Sequence[Any]) -> list[Delivery]:
     """A dequeue reply (``id, body, token, attempts`` per job) as deliveries."""
     return [Delivery(raw[i].decode(), rk, raw[i + 1], int(raw[i + 2]), int(raw[i + 3])) for i in range(0, len(raw), 4)]

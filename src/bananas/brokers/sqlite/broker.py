@@ -56,7 +56,7 @@ class _ScheduleProbe:
 
 class _WorkProbe:
     """True once a job is ready (``ready``), one is scheduled earlier than known
-    (``sooner``), or suspects wait that no worker claimed (``routing_keys``, if given)."""
+    (``sooner``), or suspects of ``routing_keys`` wait that no worker claimed."""
 
     def __init__(self, ready: Callable[[Session], bool], sooner: _ScheduleProbe, routing_keys: list[str]) -> None:
         self.ready = ready
@@ -64,7 +64,7 @@ class _WorkProbe:
         self.routing_keys = routing_keys
 
     def __call__(self, s: Session) -> bool:
-        return self.ready(s) or self.sooner(s) or bool(self.routing_keys and suspects.unclaimed(s, self.routing_keys))
+        return self.ready(s) or self.sooner(s) or suspects.unclaimed(s, self.routing_keys)
 
 
 class SQLiteBroker(Broker):
@@ -92,7 +92,6 @@ class SQLiteBroker(Broker):
         self._finalizer: weakref.finalize[[], SQLiteBroker] | None = None
         self._due: float | None = None  # when the next delayed job or lease falls due (last reclaim)
         self._reclaims = False  # the last dequeue did the scheduler's duties
-        self._isolates = False  # ... and was unfiltered, so it may run suspects
         self._open()
 
     def _open(self) -> Engine:
@@ -156,7 +155,6 @@ class SQLiteBroker(Broker):
             cf.add_done_callback(functools.partial(_give_back, engine))
             raise
         self._reclaims = reclaim is not None
-        self._isolates = reclaim is not None
         if reclaim is not None:
             self._due = due
         return out
@@ -177,7 +175,7 @@ class SQLiteBroker(Broker):
         probe: Callable[[Session], bool] = functools.partial(ops.has_work, routing_keys=keys)
         if self._reclaims:  # also wake when something falls due
             timeout_s = min(timeout_s, max(0.0, (self._due or math.inf) - time.time()))
-            probe = _WorkProbe(probe, _ScheduleProbe(self._due), keys if self._isolates else [])
+            probe = _WorkProbe(probe, _ScheduleProbe(self._due), keys)
             topics.append(SCHEDULE_TOPIC)
         await self._wait("wait for work", topics, probe, timeout_s)
         return []  # no hand-off: a woken worker dequeues

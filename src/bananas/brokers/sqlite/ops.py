@@ -105,8 +105,7 @@ def dequeue(
     database), the time the next delayed job or lease falls due is returned, and the
     worker may be given the isolation duty instead of jobs (``Batch``)."""
     out = Batch()
-    filtered = only is not None and bool(only.priorities or only.names)
-    sql, extra = _filtered(only) if only is not None and filtered else (_DEQUEUE, [])
+    sql, extra = _filtered(only) if only is not None and (only.priorities or only.names) else (_DEQUEUE, [])
     due: float | None = None
     with s.write() as c:
         now = time.time()
