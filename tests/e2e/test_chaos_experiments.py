@@ -92,3 +92,14 @@ def test_an_experiment_against_workers_already_running(
     assert (report["totals"]["completed"], report["totals"]["lost"]) == (100, 0), report["totals"]
     assert sum(p[1] for p in report["series"]["throughput"]) == 100  # ended runs, from the outside ledger
     assert worker.alive()  # the runner left the workers it did not start alone
+
+
+def test_workers_that_cannot_start_end_the_run_with_their_output(tmp_path: Path) -> None:
+    experiment = tmp_path / "bad.toml"
+    experiment.write_text(
+        'duration = "1s"\n[workload]\njobs = 5\n[workers]\nstart = 1\nargs = ["--concurrency", "0"]\n'
+    )
+    done, report = chaos_run(experiment, tmp_path / "out")
+    assert done.returncode == 2 and report == {}, done
+    assert done.stderr.startswith("error: worker 0 did not start ([workers] args?); its output:")
+    assert "Invalid value for '--concurrency'" in done.stderr and "Traceback" not in done.stderr

@@ -33,6 +33,8 @@ def test_the_examples_parse() -> None:
         ("duration = '-5s'", "must not be negative"),
         ("[workload]\nsleep = ['2s', '1s']", r"sleep = \[min, max\]"),
         ("[workers]\nstart = 0", "name the running workers' ledger"),
+        ("url = 'sqlite:///x.db'\n[[faults]]\nkind = 'restart_broker'\nat = '1s'", "restart_broker needs url"),
+        ("url = 'sqlite:///x.db'\n[[faults]]\nkind = 'partition'\nevery = '1s'", "needs a Redis broker over TCP"),
         ("[workers]\nstart = 0\nledger = 'l'\n[[faults]]\nkind = 'kill_worker'\nevery = '1s'", "start > 0"),
     ],
 )

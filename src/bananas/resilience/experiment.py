@@ -155,6 +155,11 @@ def parse(text: str, source: str = "experiment") -> Experiment:
     )  # fmt: skip
     if exp.duration_s <= 0 or exp.jobs < 0 or len(exp.sleep_s) != 2 or exp.sleep_s[0] > exp.sleep_s[1]:
         raise ConfigurationError(f"{source}: needs duration > 0, jobs >= 0 and sleep = [min, max]")
+    kinds = {f.kind for f in exp.faults}
+    if "restart_broker" in kinds and exp.url != "redis-server":
+        raise ConfigurationError(f'{source}: restart_broker needs url = "redis-server" (a broker the runner starts)')
+    if "partition" in kinds and not (exp.url == "redis-server" or exp.url.startswith(("redis://", "rediss://"))):
+        raise ConfigurationError(f"{source}: a partition needs a Redis broker over TCP, not {exp.url}")
     if exp.workers == 0 and not exp.ledger:
         raise ConfigurationError(f"{source}: with [workers] start = 0, name the running workers' ledger")
     if exp.workers == 0 and any(f.kind in ("kill_worker", "partition") for f in exp.faults):

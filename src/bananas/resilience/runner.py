@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bananas.client.aio import AsyncClient
-from bananas.errors import BananasError
+from bananas.errors import BananasError, ConfigurationError
 from bananas.job import Job
 from bananas.resilience.experiment import Experiment, Fault
 from bananas.resilience.fleet import Broker, Workers
@@ -179,7 +179,8 @@ async def run(exp: Experiment, workdir: Path, say: Callable[[str], None] = print
         workers.start()
         for slot in range(exp.workers):
             if await workers.ready(slot) is None:
-                raise RuntimeError(f"worker {slot} did not start: {workers.logs[slot].read_text()[-2000:]}")
+                log = workers.logs[slot].read_text(errors="replace")[-2000:]
+                raise ConfigurationError(f"worker {slot} did not start ([workers] args?); its output:\n{log}")
         say(f"{exp.workers or 'running'} workers up; submitting {exp.jobs} jobs over {exp.duration_s:g} s")
         r.seen.started_at = time.time()
         deadline = time.monotonic() + exp.duration_s
