@@ -24,17 +24,22 @@ from bananas.errors import (
     ResultError,
     ResultTimeout,
     WaitTimeout,
+    WorkflowError,
+    WorkflowFailed,
+    WorkflowNotFound,
 )
 from bananas.job import DeadReason, Job, JobStatus, Priority, RetryPolicy
 from bananas.schedule import Schedule
 from bananas.settings import Settings
 from bananas.task import Task
+from bananas.workflows import DAG, Signature, chain, chord, group
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
     "Bananas",
+    "DAG",
     "BananasError",
     "BrokerError",
     "BrokerAuthenticationError",
@@ -62,7 +67,14 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "Settings",
+    "Signature",
     "Task",
     "WaitTimeout",
+    "WorkflowError",
+    "WorkflowFailed",
+    "WorkflowNotFound",
+    "chain",
+    "chord",
+    "group",
     "__version__",
 ]

@@ -152,13 +152,41 @@ class Catalogue:
         """The entry of a task, if some worker published it."""
         return self.entries.get(name)
 
-    def check(self, info: TaskInfo, payload: dict[str, Any]) -> None:
-        """Check ``payload`` against the entry's schema (compiled on first use).
+    def check(self, info: TaskInfo, payload: dict[str, Any], filled_later: frozenset[str] = frozenset()) -> None:
+        """Check ``payload`` against the entry's schema (compiled on first use); the
+        ``filled_later`` parameters (a workflow node's inputs) may be missing.
 
         Raises:
             PayloadError: it does not fit.
         """
+        if filled_later:
+            PayloadCheck(info.name, leave_out(info.payload_schema, filled_later))(payload)
+            return
         cached = self._checks.get(info.name)
         if cached is None or cached[0].payload_schema != info.payload_schema:
             cached = self._checks[info.name] = (info, PayloadCheck(info.name, info.payload_schema))
         cached[1](payload)
+
+
+def _object_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object a payload schema describes (msgspec puts it behind a ``$ref``)."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = schema.get("$defs", {}).get(ref[len("#/$defs/") :])
+        if isinstance(target, Mapping):
+            return target
+    return schema
+
+
+def parameters(schema: Mapping[str, Any]) -> list[str]:
+    """A published payload schema's parameters, in the handler's order."""
+    return list(_object_schema(schema).get("properties", {}))
+
+
+def leave_out(schema: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """The schema with ``names`` no longer required."""
+    copy: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(schema))
+    target = _object_schema(copy)
+    if isinstance(target, dict) and "required" in target:
+        target["required"] = [r for r in target["required"] if r not in names]
+    return copy

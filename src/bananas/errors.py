@@ -96,6 +96,28 @@ class RateLimitExceeded(BananasError):
     """A rate limit refused the operation."""
 
 
+class WorkflowError(ConfigurationError):
+    """A workflow that cannot be submitted (a cycle, an unknown node or task, a payload that
+    does not fit); ``node`` names the node at fault when there is one."""
+
+    def __init__(self, message: str, node: str | None = None) -> None:
+        super().__init__(f"node {node!r}: {message}" if node is not None else message)
+        self.node = node
+
+
+class WorkflowFailed(BananasError):
+    """``WorkflowHandle.wait`` found the workflow failed or cancelled; ``.workflow`` holds
+    its record (every node's status and error)."""
+
+    def __init__(self, message: str, workflow: object = None) -> None:
+        super().__init__(message)
+        self.workflow = workflow
+
+
+class WorkflowNotFound(BananasError):
+    """No workflow with this id exists (or its record has expired)."""
+
+
 class WaitTimeout(BananasError, TimeoutError):
     """``bananas.testing.wait_until``: the condition did not hold in time; the message says
     what was awaited."""
@@ -124,4 +146,7 @@ __all__ = [
     "ResultError",
     "ResultTimeout",
     "WaitTimeout",
+    "WorkflowError",
+    "WorkflowFailed",
+    "WorkflowNotFound",
 ]

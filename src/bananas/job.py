@@ -160,6 +160,24 @@ class RetryPolicy:
         return float(max(0.0, min(self.max_s, raw * (1 + self.jitter * (2 * rand - 1)))))
 
 
+class NodeInput(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Where one parameter of a workflow node's payload comes from. ``source`` is a node
+    id (that node's result), ``{"node": id, "path": [key or index, ...]}`` (an item of
+    it), or a list of sources (a list of results: a group's)."""
+
+    param: str
+    source: str | list[Any] | dict[str, Any]
+
+
+class WorkflowLink(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A job that is a workflow node: the workflow's id, the node's id, and the payload
+    parameters the worker fills in from other nodes' results before the handler runs."""
+
+    id: str
+    node: str
+    inputs: list[NodeInput] = msgspec.field(default_factory=list)
+
+
 class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     """One job, exactly the JSON object of the wire format (see docs/WIRE.md)."""
 
@@ -180,6 +198,8 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     error: str | None = None
     result: Any = None
+    #: set on the jobs of a workflow's nodes (docs/WORKFLOWS.md)
+    workflow: WorkflowLink | None = None
     v: int = WIRE_VERSION
     # Fields below are filled by the broker when a job is read back.
     reason: str | None = None

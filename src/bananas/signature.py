@@ -16,7 +16,7 @@ from bananas.errors import ConfigurationError, PayloadError
 class PayloadSpec:
     """How to call one handler: its validator and where the ``Context`` goes."""
 
-    __slots__ = ("context_param", "is_async", "open_kwargs", "struct")
+    __slots__ = ("_fields", "_partial", "context_param", "is_async", "open_kwargs", "struct")
 
     def __init__(self, fn: Callable[..., Any], name: str) -> None:
         try:
@@ -44,6 +44,31 @@ class PayloadSpec:
         self.struct = msgspec.defstruct(
             f"{name}_payload", fields, kw_only=True, forbid_unknown_fields=not self.open_kwargs
         )
+        self._fields = fields
+        self._partial: dict[frozenset[str], type[msgspec.Struct]] = {}
+
+    @property
+    def parameters(self) -> list[str]:
+        """The payload's parameters in the handler's order (not the ``Context`` one)."""
+        return [f[0] for f in self._fields]
+
+    def check_known(self, payload: Any, filled_later: frozenset[str]) -> None:
+        """Check a payload whose ``filled_later`` parameters are not known yet (a workflow
+        node's inputs): they may be missing, everything else must fit.
+
+        Raises:
+            PayloadError: it does not fit.
+        """
+        struct = self._partial.get(filled_later)
+        if struct is None:
+            fields = [(f[0], Any, None) if f[0] in filled_later else f for f in self._fields]
+            struct = self._partial[filled_later] = msgspec.defstruct(
+                self.struct.__name__, fields, kw_only=True, forbid_unknown_fields=not self.open_kwargs
+            )
+        try:
+            msgspec.convert(payload, struct, strict=True)
+        except msgspec.ValidationError as exc:
+            raise PayloadError(f"payload does not fit the handler: {exc}", field=_field(str(exc))) from None
 
     def check(self, payload: Any) -> dict[str, Any]:
         """Return the keyword arguments for the handler.

@@ -20,9 +20,20 @@ from typing import Any
 
 from bananas import wire
 from bananas.catalogue import Catalogue, TaskInfo
+from bananas.catalogue import parameters as catalogue_parameters
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
-from bananas.job import Job, JobStatus, Priority, check_job_name, check_routing_key, new_id, parse_priority, to_seconds
+from bananas.job import (
+    Job,
+    JobStatus,
+    Priority,
+    WorkflowLink,
+    check_job_name,
+    check_routing_key,
+    new_id,
+    parse_priority,
+    to_seconds,
+)
 from bananas.middleware import MiddlewareChain
 from bananas.registry import TaskDefinition
 from bananas.settings import Settings
@@ -74,8 +85,9 @@ class JobBuilder:
         self._valid_names = _BoundedSet()
         self._valid_routing_keys = _BoundedSet()
 
-    def build(self, spec: JobSpec) -> tuple[Job, bytes]:
-        """Validate one job and encode it.
+    def build(self, spec: JobSpec, workflow: WorkflowLink | None = None) -> tuple[Job, bytes]:
+        """Validate one job and encode it; ``workflow`` makes it a workflow's node, whose
+        input parameters are left out of the payload check (they are filled in later).
 
         Raises:
             PayloadError, PayloadTooLarge: the payload does not fit or is too large.
@@ -88,12 +100,7 @@ class JobBuilder:
         if type(payload) is not dict and not isinstance(payload, Mapping):
             raise PayloadError(f"payload must be a JSON object (a dict), got {type(payload).__name__}")
         payload = dict(payload)
-        local = self.tasks.get(name)
-        task: TaskDefinition | TaskInfo | None = local
-        if local is not None:
-            local.spec.check(payload)
-        elif (task := self.catalogue.get(name)) is not None:
-            self.catalogue.check(task, payload)
+        task = self._checked_task(name, payload, workflow)
         now = time.time()
         scheduled_for = None if spec.delay is None and spec.at is None else run_at(now, spec.delay, spec.at)
         routing_key = spec.routing_key or (task.routing_key if task else "default")
@@ -118,11 +125,38 @@ class JobBuilder:
             scheduled_for=scheduled_for,
             description=spec.description,
             headers=dict(spec.headers) if spec.headers else {},
+            workflow=workflow,
         )
         if self.middleware is not None:
             self.middleware.before_submit(job)
         body = wire.encode_job(job, self.settings.jobs.max_job_bytes)
         return job, body if self._signer is None else self._signer.sign(body)
+
+    def _checked_task(
+        self, name: str, payload: dict[str, Any], workflow: WorkflowLink | None
+    ) -> TaskDefinition | TaskInfo | None:
+        """The task declared here, else the catalogue's, after checking the payload fits it."""
+        local = self.tasks.get(name)
+        later = frozenset(i.param for i in workflow.inputs) if workflow is not None else None
+        if local is not None:
+            if later:
+                local.spec.check_known(payload, later)
+            else:
+                local.spec.check(payload)
+            return local
+        info = self.catalogue.get(name)
+        if info is not None:
+            self.catalogue.check(info, payload, later or frozenset())
+        return info
+
+    def parameters(self, name: str) -> list[str] | None:
+        """The payload parameters of a task in the handler's order; None when neither
+        this process nor the catalogue knows the task."""
+        local = self.tasks.get(name)
+        if local is not None:
+            return local.spec.parameters
+        info = self.catalogue.get(name)
+        return None if info is None else catalogue_parameters(info.payload_schema)
 
     def needs_catalogue(self, names: Iterable[str]) -> bool:
         """Whether any of these tasks is not declared in this process (so the catalogue,

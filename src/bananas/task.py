@@ -17,6 +17,7 @@ from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import RetryPolicy
 from bananas.registry import TaskDefinition, TaskOptions
+from bananas.workflows.canvas import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,6 +68,15 @@ class Task(TaskDefinition, Generic[P, R]):
         if twice:
             raise PayloadError(f"task {self.name!r}: argument(s) {', '.join(twice)} given twice")
         return {**named, **kwargs}
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this task for a workflow: the payload so far (the parameters
+        left unset are filled from other nodes' results, docs/WORKFLOWS.md).
+
+        Raises:
+            PayloadError: more positional arguments than parameters, or one given twice.
+        """
+        return Signature(self.name, self.payload(args, kwargs))
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Submit a job for this task; the arguments are the handler's. Returns the job id.

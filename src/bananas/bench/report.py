@@ -117,10 +117,27 @@ def _other_rows(results: dict[str, Any], push1: float | None, push_n: float | No
             out.append(
                 Row("signing", f"{what} signed (ratio: to unsigned)", v, "jobs/s", _ratio(v, sg[f"{what}_per_s"]))
             )
+    out += _workflow_rows(results.get("workflows"))
     if (s := results.get("sqlite")) is not None:
         v = s["drain_one_process_per_s"]
         out.append(Row("sqlite", "drain, 1 worker process", v, "jobs/s", None, "≥ 5,000", v >= 5_000))
     return out
+
+
+def _workflow_rows(w: dict[str, Any] | None) -> list[Row]:
+    """The workflow scenario: member cost and submit cost against plain jobs, chain steps."""
+    if w is None:
+        return []
+    cost, step = w["chord_member_cost_vs_plain_job"], w["chain_step_latency_ms"]
+    return [
+        Row("workflows", f"plain jobs, drain ({w['rounds']} rounds)", w["plain_jobs_per_s"], "jobs/s"),
+        Row("workflows", f"{w['members']:,}-member chord, drain", w["chord_members_per_s"], "members/s"),
+        Row("workflows", "chord member cost / plain job", cost, "x", None, "≤ 1.5", cost <= 1.5),
+        Row("workflows", "chord submit / plain submit_many", w["chord_submit_vs_plain_submit"], "x"),
+        Row("workflows", f"chain step latency p50 ({w['chain_steps']} steps)", step["p50"], "ms", None, "≤ 1",
+            step["p50"] <= 1),
+        Row("workflows", "chain step latency p99", step["p99"], "ms"),
+    ]  # fmt: skip
 
 
 def errors(results: dict[str, Any]) -> list[str]:

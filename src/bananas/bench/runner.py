@@ -20,11 +20,13 @@ from bananas.bench.latency import run_depth, run_latency
 from bananas.bench.limit import run_limit
 from bananas.bench.payloads import run_payloads
 from bananas.bench.signing import run_signing
+from bananas.bench.workflows import run_workflows
 from bananas.testing import RedisServer
 
 #: Every scenario, in the order they run.
 SCENARIOS = (
-    "limit", "enqueue", "drain", "io", "latency", "idle", "memory", "payloads", "depth", "signing", "sqlite",
+    "limit", "enqueue", "drain", "io", "latency", "idle", "memory", "payloads", "depth", "signing", "workflows",
+    "sqlite",
 )  # fmt: skip
 
 
@@ -142,6 +144,8 @@ def _scenario(name: str, config: BenchConfig, client: Client, url: str, flush: C
         return run_signing(url, config.jobs, flush, config.rounds)
     if name == "payloads":
         return run_payloads(client, url, config.jobs, flush)
+    if name == "workflows":
+        return run_workflows(client, url, config.jobs, flush, config.quick, config.rounds)
     if name == "depth":
         return run_depth(client, url, config.depths, config.depth_measured, flush)
     raise ValueError(f"unknown scenario {name!r}: use one of {', '.join(SCENARIOS)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -42,3 +43,16 @@ async def io() -> None:
     if _io is None:
         _io = aioredis.Redis.from_url(os.environ["BENCH_IO_URL"], max_connections=200)
     await _io.incr("bench:io")
+
+
+@app.task
+async def relay(value: Any = None) -> dict[str, float]:
+    """A chain step: when the handler started and ended (wall clock), so that the gap
+    between one step's end and the next one's start is the workflow's own cost."""
+    return {"start": time.time(), "end": time.time()}
+
+
+@app.task
+async def count(values: list[Any]) -> int:
+    """A chord callback: how many results it received."""
+    return len(values)

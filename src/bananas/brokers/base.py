@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from bananas.brokers.workflow import WorkflowStore
 from bananas.job import Job
 
 
@@ -193,7 +194,7 @@ CATALOGUE_TTL_S = 7 * 86400.0
 SCHEDULE_FIELDS = ("enabled", "next_run", "last_success", "last_error", "definition")
 
 
-class Broker(Protocol):
+class Broker(WorkflowStore, Protocol):
     """What a backend provides. All methods are coroutines; see each backend for URLs."""
 
     url: str

@@ -14,8 +14,8 @@ from bananas.errors import BananasError
 # The commands in --help order; command ``x`` is ``bananas.cli.x:x``, imported when it
 # runs (or when --help lists them): a worker process does not carry the benchmark, the
 # dashboard or the demo in its memory.
-_COMMANDS = ("worker", "scheduler", "schedules", "submit", "job", "jobs", "dlq", "queues", "tasks", "dashboard",
-             "demo", "bench", "chaos", "health")  # fmt: skip
+_COMMANDS = ("worker", "scheduler", "schedules", "submit", "job", "jobs", "workflows", "workflow", "dlq", "queues",
+             "tasks", "dashboard", "demo", "bench", "chaos", "health")  # fmt: skip
 
 
 class BananasGroup(click.Group):

@@ -89,6 +89,7 @@ def job_fields(job: Job) -> list[tuple[str, str]]:
         ("duration", duration),
         ("progress", f"{job.progress:.0%}" if job.progress is not None else ""),
         ("worker", job.worker or ""),
+        ("workflow", f"{job.workflow.id} (node {job.workflow.node})" if job.workflow is not None else ""),
         ("description", job.description),
         ("headers", to_json(job.headers) if job.headers else ""),
         ("payload", to_json(job.payload)),

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from bananas.client.aio import AsyncClient, SubmitOptions, WaitedJobOptions
 from bananas.client.sync import Client
+from bananas.client.workflows import AsyncWorkflowHandle, WorkflowHandle, WorkflowProgress
 from bananas.submission import JobSpec
 
-__all__ = ["AsyncClient", "Client", "JobSpec", "SubmitOptions", "WaitedJobOptions"]
+__all__ = [
+    "AsyncClient", "AsyncWorkflowHandle", "Client", "JobSpec", "SubmitOptions", "WaitedJobOptions", "WorkflowHandle",
+    "WorkflowProgress",
+]  # fmt: skip

@@ -12,8 +12,10 @@ from typing import Any, TypedDict, Unpack
 
 from bananas import brokers, catalogue
 from bananas.brokers.base import Broker, QueueStats
+from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
 from bananas.catalogue import WORKER_TTL_S, Catalogue, TaskInfo
 from bananas.chaos import ChaosConfig, arm, chaos_broker
+from bananas.client.workflows import AsyncWorkflowHandle
 from bananas.coalescer import SubmitCoalescer
 from bananas.durations import Duration
 from bananas.errors import BananasError, ConfigurationError, JobFailed, JobNotFound, ResultTimeout
@@ -23,6 +25,8 @@ from bananas.observability.snapshot import MetricsSnapshot, collect_snapshot
 from bananas.registry import HasRegistry, InlineRunner, Registry
 from bananas.settings import Settings
 from bananas.submission import JobBuilder, JobSpec
+from bananas.workflows import WorkflowBuilder
+from bananas.workflows.canvas import Canvas, task_names
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +198,46 @@ class AsyncClient:
             await (eager.run(self.broker, built) if eager is not None else self.broker.enqueue(built))
             self.builder.submitted(built)
         return [job.id for job, _ in built]
+
+    # --- workflows -------------------------------------------------------------------
+    async def submit_workflow(
+        self, canvas: Canvas, *, on_failure: str = "fail_fast", name: str | None = None
+    ) -> AsyncWorkflowHandle:
+        """Submit a chain, group, chord, DAG (or one signature) as one durable workflow.
+
+        Everything is checked before anything is stored: cycles, unknown or duplicate
+        nodes, unknown tasks, payloads that do not fit (docs/WORKFLOWS.md).
+
+        Args:
+            canvas: what to run.
+            on_failure: ``fail_fast`` (a failed node cancels the nodes not started) or
+                ``continue`` (its dependents are skipped, other branches go on).
+            name: shown by ``bananas workflows`` (default: the DAG's name, else the kind).
+
+        Raises:
+            WorkflowError: the workflow is invalid, naming the node.
+            BrokerUnavailable: the broker could not be reached within the timeout.
+        """
+        if self._eager(()) is not None:
+            raise ConfigurationError("workflows do not run in eager mode (use a worker: bananas.testing.join)")
+        names = task_names(canvas)
+        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue(names):
+            await self._refresh_catalogue()
+        record = WorkflowBuilder(self.builder).build(canvas, on_failure=on_failure, name=name)
+        await self.broker.submit_workflow(record)
+        return AsyncWorkflowHandle(self.broker, record.id)
+
+    def workflow(self, workflow_id: str) -> AsyncWorkflowHandle:
+        """A handle on a workflow submitted earlier (no I/O)."""
+        return AsyncWorkflowHandle(self.broker, workflow_id)
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        """The workflow with every node's status, job id and job record, or None."""
+        return await self.broker.get_workflow(workflow_id)
+
+    async def list_workflows(self, limit: int = 100) -> list[WorkflowSummary]:
+        """Workflows, newest first."""
+        return await self.broker.list_workflows(limit)
 
     # --- the task catalogue --------------------------------------------------------
     async def tasks(self) -> list[TaskInfo]:

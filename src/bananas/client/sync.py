@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from bananas.brokers.base import Broker, QueueStats
+from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
 from bananas.catalogue import TaskInfo
 from bananas.chaos import ChaosConfig
 from bananas.client.aio import (
@@ -20,6 +21,7 @@ from bananas.client.aio import (
     job_spec,
     result_of,
 )
+from bananas.client.workflows import WorkflowHandle
 from bananas.durations import Duration
 from bananas.errors import BananasError
 from bananas.job import Job
@@ -28,6 +30,7 @@ from bananas.observability.snapshot import MetricsSnapshot
 from bananas.registry import HasRegistry, InlineRunner
 from bananas.settings import Settings
 from bananas.submission import JobSpec
+from bananas.workflows.canvas import Canvas
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -212,6 +215,28 @@ class Client:
                     self._blocking = self._new_async()
         return self._blocking
 
+    def submit_workflow(
+        self, canvas: Canvas, *, on_failure: str = "fail_fast", name: str | None = None
+    ) -> WorkflowHandle:
+        """See ``AsyncClient.submit_workflow``."""
+        handle = self._run(AsyncClient.submit_workflow, canvas, on_failure=on_failure, name=name)
+        return self.workflow(handle.id)
+
+    def workflow(self, workflow_id: str) -> WorkflowHandle:
+        """A handle on a workflow submitted earlier (no I/O)."""
+        return WorkflowHandle(workflow_id, self._on_workflow)
+
+    def _on_workflow(self, workflow_id: str, method: str, args: tuple[Any, ...]) -> Any:
+        return self._run(_workflow_call, workflow_id, method, args)
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        """See ``AsyncClient.get_workflow``."""
+        return self._run(AsyncClient.get_workflow, workflow_id)
+
+    def list_workflows(self, limit: int = 100) -> list[WorkflowSummary]:
+        """See ``AsyncClient.list_workflows``."""
+        return self._run(AsyncClient.list_workflows, limit)
+
     def get_job(self, job_id: str) -> Job | None:
         """See ``AsyncClient.get_job``."""
         return self._run(AsyncClient.get_job, job_id)
@@ -267,6 +292,10 @@ class Client:
 def _close_on(loop: asyncio.AbstractEventLoop, client: AsyncClient) -> None:
     loop.run_until_complete(client.close())
     loop.close()
+
+
+async def _workflow_call(client: AsyncClient, workflow_id: str, method: str, args: tuple[Any, ...]) -> Any:
+    return await getattr(client.workflow(workflow_id), method)(*args)
 
 
 async def _get_broker(client: AsyncClient) -> Broker:

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from bananas import wire
@@ -19,10 +19,14 @@ from bananas.middleware import MiddlewareChain
 from bananas.registry import TaskDefinition
 from bananas.settings import JobDefaults
 from bananas.signing import Signer
+from bananas.sources import resolve, source_nodes
 from bananas.worker.deadlines import Deadlines
 from bananas.worker.threads import DaemonPool
 
 logger = logging.getLogger(__name__)
+
+#: Reads the stored results of workflow nodes (``WorkflowStore.workflow_results``).
+ResultReader = Callable[[str, Sequence[str]], Awaitable[dict[str, bytes]]]
 
 #: Longest traceback stored on a job.
 MAX_TRACEBACK_CHARS = 16_384
@@ -40,8 +44,10 @@ class Executor:
         middleware: MiddlewareChain | None = None,
         defaults: JobDefaults | None = None,
         signer: Signer | None = None,
+        results: ResultReader | None = None,
     ) -> None:
         self._tasks = tasks
+        self._results = results  # a workflow node's inputs: its parents' stored results
         self._signer = signer  # BANANAS_SIGNING_KEYS: bodies are checked before decoding
         # What a job that carries no timeout or max_retries of its own gets (after its task's).
         self._defaults = defaults or JobDefaults()
@@ -76,16 +82,35 @@ class Executor:
         self._mw.after_execute(ctx_box[0] if ctx_box else None, d, outcome, time.perf_counter() - started)
         return outcome
 
-    def _prepare(self, d: Delivery, ctx_box: list[Context]) -> tuple[Job, TaskDefinition, dict[str, Any]] | Outcome:
-        """Decode the job, find its task and check its payload: the handler's keyword
-        arguments, or the outcome of a job that cannot run."""
-        attempt = d.attempts + 1
+    def _decode(self, d: Delivery) -> Job | Outcome:
+        """The job, or the outcome of a body that is not one (or not signed right)."""
         if self._signer is not None and (refused := self._signer.check(d.body)) is not None:
-            return self._dead(d, attempt, DeadReason.SIGNATURE_INVALID, refused)
+            return self._dead(d, d.attempts + 1, DeadReason.SIGNATURE_INVALID, refused)
         try:
-            job = wire.decode_job(d.body)
+            return wire.decode_job(d.body)
         except PayloadError as exc:
-            return self._dead(d, attempt, DeadReason.MALFORMED, str(exc))
+            return self._dead(d, d.attempts + 1, DeadReason.MALFORMED, str(exc))
+
+    async def _fill_inputs(self, d: Delivery, job: Job) -> Outcome | None:
+        """A workflow node: put its parents' results into its payload (``None``), or the
+        outcome of a node whose input is missing."""
+        link = job.workflow
+        if self._results is None or link is None:
+            return self._dead(d, d.attempts + 1, DeadReason.PAYLOAD, "workflow inputs cannot be read here", job=job)
+        got = await self._results(link.id, sorted({n for i in link.inputs for n in source_nodes(i.source)}))
+        try:
+            for i in link.inputs:
+                job.payload[i.param] = resolve(i.source, got)
+        except LookupError as exc:
+            return self._dead(d, d.attempts + 1, DeadReason.PAYLOAD, f"workflow input: {exc}", job=job)
+        return None
+
+    def _prepare(
+        self, d: Delivery, job: Job, ctx_box: list[Context]
+    ) -> tuple[Job, TaskDefinition, dict[str, Any]] | Outcome:
+        """Find the job's task and check its payload: the handler's keyword arguments, or
+        the outcome of a job that cannot run."""
+        attempt = d.attempts + 1
         # A Context only for a handler that takes one or middleware that watches.
         ctx = self.context_for(d, job) if self._mw is not None else None
         if ctx is not None:
@@ -107,7 +132,10 @@ class Executor:
         return job, task, kwargs
 
     async def _run(self, d: Delivery, ctx_box: list[Context]) -> Outcome:
-        prepared = self._prepare(d, ctx_box)
+        decoded = self._decode(d)
+        if isinstance(decoded, Job) and decoded.workflow is not None and decoded.workflow.inputs:
+            decoded = await self._fill_inputs(d, decoded) or decoded
+        prepared = decoded if isinstance(decoded, Outcome) else self._prepare(d, decoded, ctx_box)
         if isinstance(prepared, Outcome):
             return prepared
         job, task, kwargs = prepared

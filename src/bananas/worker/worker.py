@@ -132,7 +132,7 @@ class Worker:
         self._pool = DaemonPool(w.concurrency, self._loop)
         self._executor = Executor(
             chaos_tasks(self.chaos, self.registry.tasks), self._pool, self.id, self._report_progress,
-            self.middleware, jobs, self.settings.signing.signer(),
+            self.middleware, jobs, self.settings.signing.signer(), self.broker.workflow_results,
         )  # fmt: skip
         keeper = LeaseKeeper(self.broker.clone, self._snapshot, self._on_lease_state, w.lease_s)
         keeper.start()

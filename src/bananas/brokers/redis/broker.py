@@ -32,6 +32,7 @@ from bananas.brokers.redis.inspection import RedisInspection
 from bananas.brokers.redis.layout import EPOCH, LEADER, ms, prefix
 from bananas.brokers.redis.schedule import RedisSchedules
 from bananas.brokers.redis.store import MAX_BLOCK_S
+from bananas.brokers.redis.workflows import RedisWorkflows
 from bananas.job import Job
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ DUE_SLACK_S = 0.005
 DUTY_EVERY_S = 0.1
 
 
-class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, Broker):
+class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, RedisWorkflows, Broker):
     """Jobs in Redis: sorted sets per routing key, job hashes, Lua for every state change.
 
     Args:

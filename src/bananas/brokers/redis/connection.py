@@ -14,7 +14,7 @@ import hashlib
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis  # a dependency: redis[hiredis]
 import redis
@@ -22,7 +22,7 @@ import redis.asyncio.connection as aioconn
 from redis import exceptions as rexc
 from redis.connection import HiredisRespSerializer
 
-_PACKER = HiredisRespSerializer()
+_PACKER = cast("Any", HiredisRespSerializer)()  # untyped in some redis-py releases
 
 
 def pack(args: tuple[Any, ...]) -> bytes:

@@ -30,9 +30,10 @@ from bananas.brokers.base import (
     ScheduleState,
     TickReport,
 )
-from bananas.brokers.sqlite import catalogue, inspection, ops, schedules, suspects
+from bananas.brokers.sqlite import catalogue, inspection, ops, schedules, suspects, workflows
 from bananas.brokers.sqlite.engine import Engine, Session
 from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
+from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
 from bananas.errors import BananasError
 from bananas.job import Job
 
@@ -288,6 +289,32 @@ class SQLiteBroker(Broker):
 
     async def queue_stats(self) -> list[QueueStats]:
         return await self._run("queue stats", inspection.queue_stats)
+
+    # --- workflows ---------------------------------------------------------------
+    async def submit_workflow(self, record: WorkflowRecord) -> None:
+        await self._run("submit workflow", functools.partial(workflows.submit, record=record))
+
+    async def get_workflow(self, workflow_id: str, jobs: bool = True) -> WorkflowRecord | None:
+        return await self._run("get workflow", functools.partial(workflows.get, workflow_id=workflow_id, jobs=jobs))
+
+    async def workflow_results(self, workflow_id: str, node_ids: Sequence[str]) -> dict[str, bytes]:
+        fn = functools.partial(workflows.results, workflow_id=workflow_id, node_ids=list(node_ids))
+        return await self._run("read workflow results", fn)
+
+    async def wait_workflow(self, workflow_id: str, timeout_s: float) -> str | None:
+        probe = functools.partial(workflows.is_settled, workflow_id=workflow_id)
+        await self._wait("wait for workflow", [workflows.topic(workflow_id)], probe, timeout_s)
+        state = await self._run("wait for workflow", functools.partial(workflows.state, workflow_id=workflow_id))
+        return state or None
+
+    async def cancel_workflow(self, workflow_id: str) -> str | None:
+        return await self._run("cancel workflow", functools.partial(workflows.cancel, workflow_id=workflow_id))
+
+    async def retry_workflow(self, workflow_id: str) -> int:
+        return await self._run("retry workflow", functools.partial(workflows.retry, workflow_id=workflow_id))
+
+    async def list_workflows(self, limit: int = 100) -> list[WorkflowSummary]:
+        return await self._run("list workflows", functools.partial(workflows.listing, limit=limit))
 
     # --- waiting -----------------------------------------------------------------
     async def _wait(self, op: str, topics: list[str], probe: Callable[[Session], bool], timeout_s: float) -> None:

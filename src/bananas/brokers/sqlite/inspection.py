@@ -8,9 +8,11 @@ import time
 from collections.abc import Sequence
 
 from bananas.brokers.base import CANCELLED_TTL_S, QueueStats
+from bananas.brokers.sqlite import workflows
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import job_topic, work_topic
 from bananas.brokers.sqlite.schema import JOB_COLUMNS, LIVE, ids_json, job_from_row
+from bananas.brokers.workflow import error_object
 from bananas.job import TERMINAL_STATUSES, Job, JobStatus
 
 
@@ -48,6 +50,7 @@ def cancel(s: Session, job_id: str) -> str | None:
                 (now, now + CANCELLED_TTL_S, rowid),
             )
             s.touch(job_topic(job_id))
+            workflows.finished(s, c, [(job_id, "cancelled", error_object(job_id, "cancelled", "cancelled"))], now)
         elif status == "processing":
             c.execute("UPDATE jobs SET cancel = 1 WHERE rowid = ?", (rowid,))
         return "pending" if status == "suspect" else str(status)

@@ -15,30 +15,17 @@ import time
 from collections.abc import Sequence
 
 from bananas.brokers.base import Batch, Delivery, JobFilter, LeaderLock, Lease, LeaseState, Outcome, Reclaim, TickReport
-from bananas.brokers.sqlite import suspects
+from bananas.brokers.sqlite import suspects, workflows
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
-from bananas.brokers.sqlite.schema import LIVE, ids_json
+from bananas.brokers.sqlite.schema import INSERT_JOB, ids_json
+from bananas.brokers.workflow import error_object
 from bananas.job import Job
 
 #: Most jobs one tick moves per kind (due, recovered, lost, expired records).
 TICK_LIMIT = 5000
 #: The scheduler lock's row in ``leader``.
 LEADER = "scheduler"
-
-
-INSERT_JOB = f"""
-INSERT INTO jobs (id, routing_key, name, body, status, priority, ready_at, scheduled_for, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    routing_key = excluded.routing_key, name = excluded.name, body = excluded.body,
-    status = excluded.status, priority = excluded.priority, ready_at = excluded.ready_at,
-    scheduled_for = excluded.scheduled_for, created_at = excluded.created_at,
-    lease_deadline = NULL, deliveries = 0, unacked = 0, attempts = 0, cancel = 0, error = NULL,
-    traceback = NULL, reason = NULL, result = NULL, started_at = NULL, finished_at = NULL,
-    progress = NULL, worker = NULL, expires_at = NULL, alone = 0
-WHERE NOT {LIVE.replace("expires_at", "jobs.expires_at")}
-"""
 
 
 # --- producing -----------------------------------------------------------------------
@@ -154,6 +141,7 @@ def ack(s: Session, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> li
         now = time.time()
         held = _held(c, outcomes)
         done: set[str] = set()
+        ended: list[tuple[str, str, bytes]] = []  # for workflow nodes
         for o in outcomes:
             cur = held.get(o.id)
             ok = cur is not None and cur[1] == o.token and cur[2] == "processing" and o.id not in done
@@ -163,11 +151,13 @@ def ack(s: Session, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> li
             done.add(o.id)
             if o.kind == "completed":
                 completed.append((o.result, o.attempts, now, now + ttl[0], cur[0]))
+                ended.append((o.id, "completed", o.result))
             elif o.kind == "retry":
                 retry.append((o.error, o.traceback, o.attempts, o.retry_at, cur[0]))
                 s.touch(SCHEDULE_TOPIC)
             else:
                 failed.append((o.error, o.traceback, o.reason, o.attempts, now, now + ttl[1], cur[0]))
+                ended.append((o.id, "failed", error_object(o.id, o.error, o.reason)))
             if o.kind != "retry":
                 s.touch(job_topic(o.id))
         c.executemany(
@@ -185,6 +175,7 @@ def ack(s: Session, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> li
             " expires_at = ?, unacked = 0, lease_deadline = NULL WHERE rowid = ?",
             failed,
         )
+        workflows.finished(s, c, ended, now)
     return accepted
 
 
@@ -244,7 +235,7 @@ UPDATE jobs SET status = 'failed', reason = 'worker_lost', finished_at = ?, expi
 WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_leases
                 WHERE status = 'processing' AND lease_deadline <= ? AND unacked >= ? AND alone = deliveries
                 LIMIT ?)
-RETURNING id
+RETURNING id, error
 """
 _RECOVER = """
 UPDATE jobs SET status = 'suspect', ready_at = ?, lease_deadline = NULL
@@ -258,7 +249,7 @@ UPDATE jobs SET status = 'failed', reason = 'worker_lost', finished_at = ?, expi
     error = 'worker_lost: delivered ' || deliveries || ' times without an outcome (its worker died: ' || ? || ')'
 WHERE status = 'processing' AND substr(worker, 1, ?) = ? AND unacked >= ? AND alone = deliveries
     AND routing_key IN (SELECT value FROM json_each(?))
-RETURNING id
+RETURNING id, error
 """
 _RECOVER_DEAD = """
 UPDATE jobs SET status = 'suspect', ready_at = ?, lease_deadline = NULL
@@ -274,10 +265,16 @@ def _duties(s: Session, c: sqlite3.Connection, now: float, max_deliveries: int, 
     """Due jobs -> ready; expired leases -> suspects, or dead as ``worker_lost`` when the
     job ran alone and ``unacked`` reached ``max_deliveries`` (at most ``TICK_LIMIT`` of each)."""
     moved = [r[0] for r in c.execute(_MOVE_DUE, (now, now, TICK_LIMIT)).fetchall()]
-    lost = [r[0] for r in c.execute(_LOSE, (now, now + failed_ttl_s, now, max_deliveries, TICK_LIMIT))]
+    lost = c.execute(_LOSE, (now, now + failed_ttl_s, now, max_deliveries, TICK_LIMIT)).fetchall()
     recovered = [r[0] for r in c.execute(_RECOVER, (now, now, TICK_LIMIT)).fetchall()]
-    s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(i) for i in lost))
+    s.touch(*(work_topic(rk) for rk in {*moved, *recovered}), *(job_topic(r[0]) for r in lost))
+    _lost(s, c, lost, now)
     return TickReport(len(moved), len(recovered), len(lost))
+
+
+def _lost(s: Session, c: sqlite3.Connection, rows: Sequence[tuple[str, str]], now: float) -> None:
+    """Jobs dead-lettered ``worker_lost`` (id, error): their workflows move on."""
+    workflows.finished(s, c, [(i, "failed", error_object(i, error, "worker_lost")) for i, error in rows], now)
 
 
 def release_dead(
@@ -292,6 +289,7 @@ def release_dead(
                                       rks)).fetchall()  # fmt: skip
         recovered = c.execute(_RECOVER_DEAD, (now, n, worker_prefix, rks)).fetchall()
         c.execute("DELETE FROM leader WHERE name LIKE 'isolate:%' AND substr(holder, 1, ?) = ?", (n, worker_prefix))
+        _lost(s, c, lost, now)
         s.touch(*(work_topic(r[0]) for r in recovered), *(job_topic(r[0]) for r in lost))
     return len(recovered), len(lost)
 
@@ -307,7 +305,7 @@ def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> TickReport:
     with s.write() as c:
         now = time.time()
         report = _duties(s, c, now, max_deliveries, failed_ttl_s)
-        expired = c.execute(_EXPIRE, (now, TICK_LIMIT)).rowcount
+        expired = c.execute(_EXPIRE, (now, TICK_LIMIT)).rowcount + workflows.expire(c, now)
         due = c.execute(_EARLIEST_DUE).fetchone()[0]
         lease = c.execute(_EARLIEST_LEASE).fetchone()[0]
     # More to do at once when a limit was hit (due jobs left over show in ``due`` anyway).

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from bananas.brokers.base import SCHEDULE_FIELDS, TICK_KEY_TTL_S, Fire, ScheduleState
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import work_topic
-from bananas.brokers.sqlite.ops import INSERT_JOB
+from bananas.brokers.sqlite.schema import INSERT_JOB
 
 _STATE_COLUMNS = "id, enabled, last_run, next_run, run_count, last_success, last_error, last_job_id, definition"
 

@@ -21,7 +21,7 @@ from bananas.errors import BrokerError, PayloadError
 from bananas.job import Job, JobStatus
 
 #: Bumped when the tables change; stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 4  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects
+SCHEMA_VERSION = 5  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects; 5: workflows
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -95,6 +95,39 @@ CREATE TABLE IF NOT EXISTS task_workers (
     last_seen REAL NOT NULL,
     PRIMARY KEY (name, worker)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workflows (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    policy      TEXT NOT NULL,
+    output      BLOB NOT NULL,     -- JSON: the source of the workflow's result
+    state       TEXT NOT NULL,     -- running, completed, failed, cancelled
+    open        INTEGER NOT NULL,  -- nodes not ended
+    bad         INTEGER NOT NULL,  -- nodes ended failed, skipped or cancelled without allow_failure
+    created_at  REAL NOT NULL,
+    finished_at REAL,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS workflows_listing ON workflows (created_at);
+CREATE TABLE IF NOT EXISTS workflow_nodes (
+    workflow_id   TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    seq           INTEGER NOT NULL,  -- topological order
+    job_id        TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    routing_key   TEXT NOT NULL,
+    priority      INTEGER NOT NULL,
+    parents       TEXT NOT NULL,     -- JSON array of node ids
+    children      TEXT NOT NULL,     -- JSON array of node ids
+    body          BLOB NOT NULL,     -- the node's encoded job
+    allow_failure INTEGER NOT NULL,
+    delay_s       REAL NOT NULL,
+    status        TEXT NOT NULL,     -- waiting, enqueued, completed, failed, skipped, cancelled
+    waiting       INTEGER NOT NULL,  -- parents not finished yet
+    result        BLOB,              -- the result, or the error object of a failed node
+    PRIMARY KEY (workflow_id, node)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS workflow_jobs ON workflow_nodes (job_id);
 """
 
 #: The columns ``job_from_row`` reads, in its order.
@@ -105,6 +138,20 @@ JOB_COLUMNS = (
 
 #: SQL condition: the record has not expired.
 LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+#: Store a job (an id already stored is left alone unless its record has expired).
+INSERT_JOB = f"""
+INSERT INTO jobs (id, routing_key, name, body, status, priority, ready_at, scheduled_for, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    routing_key = excluded.routing_key, name = excluded.name, body = excluded.body,
+    status = excluded.status, priority = excluded.priority, ready_at = excluded.ready_at,
+    scheduled_for = excluded.scheduled_for, created_at = excluded.created_at,
+    lease_deadline = NULL, deliveries = 0, unacked = 0, attempts = 0, cancel = 0, error = NULL,
+    traceback = NULL, reason = NULL, result = NULL, started_at = NULL, finished_at = NULL,
+    progress = NULL, worker = NULL, expires_at = NULL, alone = 0
+WHERE NOT {LIVE.replace("expires_at", "jobs.expires_at")}
+"""
 
 
 def ids_json(items: Sequence[Outcome] | Sequence[Lease] | Sequence[str]) -> str:

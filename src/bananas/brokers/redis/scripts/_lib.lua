@@ -101,6 +101,194 @@ local function to_suspects(prefix, jk, id, now)
   redis.call('ZADD', prefix .. 'suspects', now, id)
 end
 
+-- Workflows (docs/WORKFLOWS.md). A workflow's keys share the prefix bananas:wf:{<id>}:
+-- meta (hash: name, kind, policy, state, created_at, finished_at, output, total, open =
+-- nodes not ended, bad = nodes ended failed/skipped/cancelled without allow_failure),
+-- nodes (list, topological order), and hashes by node id: status, waiting (parents not
+-- ended), spec ("job_id|rk|prio|delay_ms|allow|name"), body (the encoded job), parents
+-- and children (comma-separated ids), results (a result, or a failed node's error
+-- object); notify (list) wakes waiters. A node's job hash carries `wf` and `node`, so
+-- the outcome that ends it (ack, a lease lost as worker_lost, a cancel) moves the
+-- workflow on in the same script.
+local WF_KEYS = {'meta', 'nodes', 'status', 'waiting', 'spec', 'body', 'parents', 'children', 'results'}
+
+local function wf_key(wf) return 'bananas:wf:{' .. wf .. '}:' end
+
+local function wf_spec(wk, node)
+  local spec = redis.call('HGET', wk .. 'spec', node)
+  local job_id, rk, prio, delay, allow, name = string.match(spec, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return {job_id = job_id, rk = rk, prio = prio, delay = tonumber(delay), allow = allow == '1', name = name}
+end
+
+local function wf_expire(wk, ttl)
+  for _, k in ipairs(WF_KEYS) do redis.call('PEXPIRE', wk .. k, ttl) end
+end
+
+-- Enqueue a node's job (its parents have ended): as submit.lua would, handed to an idle
+-- worker when one offered.
+local function wf_release(wk, wf, node, now)
+  local s = wf_spec(wk, node)
+  local p = 'bananas:{' .. s.rk .. '}:'
+  local jk = p .. 'job:' .. s.job_id
+  local body = redis.call('HGET', wk .. 'body', node)
+  local children = redis.call('HGET', wk .. 'children', node) or ''
+  local allow = s.allow and '1' or '0'
+  if redis.call('DEL', jk) == 1 then redis.call('ZREM', p .. 'dead', s.job_id) end  -- a node run again (retry)
+  if s.delay > 0 then
+    local run_at = string.format('%.0f', now + s.delay)
+    redis.call('HSET', jk, 'body', body, 'status', 'scheduled', 'prio', s.prio, 'scheduled_for', run_at,
+      'name', s.name, 'wf', wf, 'node', node, 'wfa', allow, 'wfc', children)
+    redis.call('ZADD', p .. 'scheduled', run_at, s.job_id)
+    wake_if_earliest(p .. 'scheduled', run_at, p .. 'signal')
+  else
+    redis.call('HSET', jk, 'body', body, 'status', 'pending', 'prio', s.prio, 'name', s.name, 'wf', wf, 'node', node,
+      'wfa', allow, 'wfc', children)
+    local idle = p .. 'idle'
+    if not (redis.call('EXISTS', idle) == 1 and hand_off(p, idle, p .. 'leases', jk, s.job_id, body, now)) then
+      ready_add(p, p .. 'ready', s.job_id, ready_score(s.prio, now), s.name)
+      wake_workers(p .. 'signal', 1)
+    end
+  end
+  redis.call('SADD', 'bananas:routing_keys', s.rk)
+  redis.call('HSET', wk .. 'status', node, 'enqueued')
+end
+
+local function wf_end_node(wk, node, status, value, bad)
+  redis.call('HSET', wk .. 'status', node, status)
+  if value then redis.call('HSET', wk .. 'results', node, value) end
+  redis.call('HINCRBY', wk .. 'meta', 'open', -1)
+  if bad then redis.call('HINCRBY', wk .. 'meta', 'bad', 1) end
+end
+
+local function wf_set_state(wk, state, now)
+  redis.call('HSET', wk .. 'meta', 'state', state, 'finished_at', string.format('%.0f', now))
+  wf_expire(wk, redis.call('HGET', wk .. 'meta', 'ttl'))
+  redis.call('LPUSH', wk .. 'notify', 1)
+  redis.call('EXPIRE', wk .. 'notify', 300)
+end
+
+local function wf_error(job_id, error, reason)
+  return cjson.encode({error = error, reason = reason, job_id = job_id})
+end
+
+-- End the workflow as `state`: waiting nodes and jobs not started are cancelled, running
+-- jobs get their cancel flag (their outcomes are still recorded).
+local function wf_stop(wk, state, now)
+  for _, node in ipairs(redis.call('LRANGE', wk .. 'nodes', 0, -1)) do
+    local st = redis.call('HGET', wk .. 'status', node)
+    if st == 'waiting' then
+      wf_end_node(wk, node, 'cancelled', false, true)
+    elseif st == 'enqueued' then
+      local s = wf_spec(wk, node)
+      local p = 'bananas:{' .. s.rk .. '}:'
+      local jk = p .. 'job:' .. s.job_id
+      local cur = redis.call('HMGET', jk, 'status', 'watch')
+      if cur[1] == 'processing' then
+        redis.call('HSET', jk, 'cancel', 1)
+      elseif cur[1] == 'pending' or cur[1] == 'scheduled' then
+        redis.call('ZREM', p .. 'ready', s.job_id)
+        redis.call('ZREM', p .. 'suspects', s.job_id)
+        redis.call('ZREM', p .. 'scheduled', s.job_id)
+        ready_unindex(p, s.job_id, s.name)
+        redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', string.format('%.0f', now))
+        redis.call('EXPIRE', jk, 3600)
+        redis.call('ZADD', p .. 'finished', now, s.job_id)
+        if cur[2] then notify_waiter(p, s.job_id) end
+        wf_end_node(wk, node, 'cancelled', wf_error(s.job_id, 'cancelled', 'cancelled'), true)
+      end
+    end
+  end
+  wf_set_state(wk, state, now)
+end
+
+-- Skip the waiting descendants of a failed node (policy `continue`).
+local function wf_skip_below(wk, children)
+  local todo = {}
+  for child in string.gmatch(children or '', '[^,]+') do todo[#todo + 1] = child end
+  while #todo > 0 do
+    local node = table.remove(todo)
+    if redis.call('HGET', wk .. 'status', node) == 'waiting' then
+      wf_end_node(wk, node, 'skipped', false, true)
+      for child in string.gmatch(redis.call('HGET', wk .. 'children', node) or '', '[^,]+') do
+        todo[#todo + 1] = child
+      end
+    end
+  end
+end
+
+-- Nodes' jobs of one workflow ended: `items` are {node, status (completed, failed or
+-- cancelled), value (the result or error object), allow, children} (allow and children
+-- from the job record's `wfa` and `wfc`; nil: read from the workflow). Record them (in one
+-- command per hash however many), then enqueue the children they were the last parents
+-- of, or apply the failure policy, and end the workflow when no node is left open.
+-- At most 500 items per call (unpack's stack).
+local function wf_finish(wf, items, now)
+  local wk = wf_key(wf)
+  -- Each item is a node whose job this script just moved out of processing or pending
+  -- (fenced by the job's own status and token), so it is `enqueued`: no node ends twice.
+  -- (retry_dead.lua strips `wf` from a node's job it revives: its new outcome is its own.)
+  local live, st, res, failed = items, {}, {}, {}
+  for _, it in ipairs(items) do
+    if it.allow == nil then it.allow = wf_spec(wk, it.node).allow and '1' or '0' end
+    if it.children == nil then it.children = redis.call('HGET', wk .. 'children', it.node) or '' end
+    st[#st + 1], st[#st + 2] = it.node, it.status
+    if it.value then res[#res + 1], res[#res + 2] = it.node, it.value end
+    if it.status ~= 'completed' and it.allow ~= '1' then failed[#failed + 1] = it end
+  end
+  if #live == 0 then return end
+  redis.call('HSET', wk .. 'status', unpack(st))
+  if #res > 0 then redis.call('HSET', wk .. 'results', unpack(res)) end
+  local open = redis.call('HINCRBY', wk .. 'meta', 'open', -#live)
+  if #failed > 0 then redis.call('HINCRBY', wk .. 'meta', 'bad', #failed) end
+  if redis.call('HGET', wk .. 'meta', 'state') ~= 'running' then return end
+  if #failed > 0 and redis.call('HGET', wk .. 'meta', 'policy') == 'fail_fast' then
+    wf_stop(wk, 'failed', now)
+    return
+  end
+  local dec, order = {}, {}
+  for _, it in ipairs(live) do
+    if it.status == 'completed' or it.allow == '1' then
+      for child in string.gmatch(it.children, '[^,]+') do
+        if not dec[child] then dec[child], order[#order + 1] = 0, child end
+        dec[child] = dec[child] + 1
+      end
+    end
+  end
+  for _, child in ipairs(order) do
+    if redis.call('HINCRBY', wk .. 'waiting', child, -dec[child]) <= 0
+        and redis.call('HGET', wk .. 'status', child) == 'waiting' then
+      wf_release(wk, wf, child, now)
+    end
+  end
+  if #failed > 0 then
+    for _, it in ipairs(failed) do wf_skip_below(wk, it.children) end
+    open = tonumber(redis.call('HGET', wk .. 'meta', 'open'))
+  end
+  if open <= 0 then
+    wf_set_state(wk, tonumber(redis.call('HGET', wk .. 'meta', 'bad')) > 0 and 'failed' or 'completed', now)
+  end
+end
+
+-- One node's job ended (see wf_finish).
+local function wf_done(wf, node, status, value, now)
+  wf_finish(wf, {{node = node, status = status, value = value}}, now)
+end
+
+-- Collect ended nodes by workflow (`pending`: workflow id -> items), finishing a
+-- workflow's batch once it holds 500.
+local function wf_collect(pending, wf, item, now)
+  local items = pending[wf]
+  if not items then
+    items = {}
+    pending[wf] = items
+  end
+  items[#items + 1] = item
+  if #items >= 500 then
+    wf_finish(wf, items, now)
+    pending[wf] = {}
+  end
+end
+
 -- A lease whose worker is gone (`cur` = HMGET of RECLAIM_FIELDS): a job its worker never
 -- took goes back to ready uncharged; a job that ran alone (`alone` = this delivery) and was
 -- delivered `max_deliveries` times without an outcome is dead-lettered worker_lost (`why`
@@ -124,13 +312,17 @@ local function reclaim_one(prefix, ready_key, dead_key, id, cur, now, max_delive
     redis.call('PEXPIRE', jk, failed_ttl)
     redis.call('ZADD', dead_key, now, id)
     if cur[4] then notify_waiter(prefix, id) end
+    if cur[8] then
+      wf_done(cur[8], cur[9], 'failed', wf_error(id, 'worker_lost: delivered ' .. cur[3] .. ' times without an outcome ('
+        .. why .. ')', 'worker_lost'), now)
+    end
     return 0
   end
   to_suspects(prefix, jk, id, now)
   return 1
 end
 
-local RECLAIM_FIELDS = {'status', 'unacked', 'deliveries', 'watch', 'handed', 'worker', 'alone'}
+local RECLAIM_FIELDS = {'status', 'unacked', 'deliveries', 'watch', 'handed', 'worker', 'alone', 'wf', 'node'}
 
 -- Expired leases (at most `limit`) -> ready or dead (reclaim_one). Returns recovered, lost.
 local function reclaim_leases(prefix, ready_key, leases_key, dead_key, now, limit, max_deliveries, failed_ttl)

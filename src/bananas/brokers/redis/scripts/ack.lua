@@ -8,6 +8,8 @@ local prefix, now = ARGV[1], ARGV[2]
 local res = {}
 -- Lease releases and `finished` entries go out in one ZREM / ZADD per 500 jobs.
 local released, finished = {}, {}
+-- Workflow nodes that ended: workflow id -> items, finished together (wf_finish in _lib.lua).
+local ended = {}
 
 local function flush()
   if #released > 0 then redis.call('ZREM', KEYS[1], unpack(released)) end
@@ -15,10 +17,11 @@ local function flush()
   released, finished = {}, {}
 end
 
--- The job's hash key and watch flag when this delivery still holds it, else nil.
+-- The job's hash key, watch flag and workflow (id, node) when this delivery still holds
+-- it, else nil.
 local function held(id, token)
   local jk = prefix .. 'job:' .. id
-  local cur = redis.call('HMGET', jk, 'deliveries', 'status', 'watch')
+  local cur = redis.call('HMGET', jk, 'deliveries', 'status', 'watch', 'wf', 'node', 'wfa', 'wfc')
   if cur[1] ~= token or cur[2] ~= 'processing' then
     res[#res + 1] = 0
     return nil
@@ -26,13 +29,13 @@ local function held(id, token)
   released[#released + 1] = id
   if #released >= 500 then flush() end
   res[#res + 1] = 1
-  return jk, cur[3]
+  return jk, cur[3], cur[4], cur[5], cur[6], cur[7]
 end
 
 local first_other = 6 + 4 * tonumber(ARGV[5])
 for i = 6, first_other - 1, 4 do
   local id = ARGV[i]
-  local jk, watch = held(id, ARGV[i + 1])
+  local jk, watch, wf, node, allow, children = held(id, ARGV[i + 1])
   if jk then
     redis.call('HSET', jk, 'status', 'completed', 'result', ARGV[i + 3], 'attempts', ARGV[i + 2],
       'finished_at', now, 'unacked', 0)
@@ -40,12 +43,16 @@ for i = 6, first_other - 1, 4 do
     finished[#finished + 1] = now
     finished[#finished + 1] = id
     if watch then notify_waiter(prefix, id) end
+    if wf then
+      wf_collect(ended, wf, {node = node, status = 'completed', value = ARGV[i + 3], allow = allow, children = children},
+        tonumber(now))
+    end
   end
 end
 
 for i = first_other, #ARGV, 8 do
   local id, kind = ARGV[i], ARGV[i + 2]
-  local jk, watch = held(id, ARGV[i + 1])
+  local jk, watch, wf, node, allow, children = held(id, ARGV[i + 1])
   if jk and kind == 'retry' then
     redis.call('HSET', jk, 'status', 'scheduled', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
       'attempts', ARGV[i + 3], 'scheduled_for', ARGV[i + 7], 'unacked', 0)
@@ -57,7 +64,14 @@ for i = first_other, #ARGV, 8 do
     redis.call('PEXPIRE', jk, ARGV[4])
     redis.call('ZADD', KEYS[3], now, id)
     if watch then notify_waiter(prefix, id) end
+    if wf then
+      local value = wf_error(id, ARGV[i + 4], ARGV[i + 6])
+      wf_collect(ended, wf, {node = node, status = 'failed', value = value, allow = allow, children = children}, tonumber(now))
+    end
   end
 end
 flush()
+for wf, items in pairs(ended) do
+  if #items > 0 then wf_finish(wf, items, tonumber(now)) end
+end
 return res

@@ -12,7 +12,7 @@ for _, id in ipairs(ids) do
   local jk = ARGV[1] .. 'job:' .. id
   if redis.call('ZREM', KEYS[2], id) == 1 and redis.call('HGET', jk, 'status') == 'failed' then
     redis.call('HSET', jk, 'status', 'pending', 'attempts', 0, 'unacked', 0)
-    redis.call('HDEL', jk, 'reason', 'finished_at', 'watch', 'cancel')
+    redis.call('HDEL', jk, 'reason', 'finished_at', 'watch', 'cancel', 'wf', 'node', 'wfa', 'wfc')
     redis.call('DEL', ARGV[1] .. 'notify:' .. id)  -- a token of the old outcome must not end a new wait
     redis.call('PERSIST', jk)
     local cur = redis.call('HMGET', jk, 'prio', 'name')
