@@ -142,3 +142,38 @@ async def test_dead_letter_queue_commands(broker_url: str) -> None:
     assert await broker.list_jobs("failed") == []
     assert wire.decode(bananas("job", ids[0], "--json", "--url", broker_url).stdout)["status"] == "pending"
     await broker.close()
+
+
+def test_workflows_are_listed_and_drawn(broker_url: str) -> None:
+    from bananas import DAG, Bananas, Settings
+
+    app = Bananas(settings=Settings(url=broker_url))
+
+    @app.task
+    def fetch(url: str) -> str:
+        return url
+
+    @app.task
+    def parse(html: str) -> str:
+        return html
+
+    dag = DAG("etl")
+    root = dag.add(fetch.s(url="x"), id="fetch")
+    dag.add(parse.s(html=root.result), id="parse")
+    with Client(broker_url, app=app) as client:
+        handle = client.submit_workflow(dag)
+        root_job = handle.get().nodes[0].job_id
+    listing = bananas("workflows", "--url", broker_url)
+    assert listing.returncode == 0, listing.stderr
+    assert handle.id in listing.stdout and "etl" in listing.stdout and "running" in listing.stdout
+    drawn = bananas("workflow", handle.id, "--url", broker_url)
+    assert drawn.returncode == 0, drawn.stderr
+    lines = drawn.stdout.splitlines()
+    assert lines[0].startswith(f"workflow {handle.id}  etl (dag, on_failure=fail_fast)")
+    assert "1 pending, 1 waiting" in lines[1]
+    assert "fetch  fetch  pending  job " + root_job in lines[2]
+    assert lines[3].startswith("  └ … parse  parse  waiting")
+    shown = bananas("job", root_job, "--url", broker_url)
+    assert f"{handle.id} (node fetch)" in shown.stdout
+    missing = bananas("workflow", "01NOSUCHWORKFLOW0000000000", "--url", broker_url)
+    assert missing.returncode == 1 and missing.stderr.strip().startswith("error: no workflow")
