@@ -45,6 +45,20 @@ local function notify_waiter(prefix, id)
   redis.call('EXPIRE', prefix .. 'notify:' .. id, 300)
 end
 
+-- Cancel a pending or scheduled job (`name` its name, `watched` its watch flag): out of
+-- ready, suspects, its name index and scheduled; its record cancelled, kept `ttl_s`.
+local function cancel_queued(prefix, id, name, watched, now, ttl_s)
+  redis.call('ZREM', prefix .. 'ready', id)
+  redis.call('ZREM', prefix .. 'suspects', id)
+  ready_unindex(prefix, id, name)
+  redis.call('ZREM', prefix .. 'scheduled', id)
+  local jk = prefix .. 'job:' .. id
+  redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
+  redis.call('EXPIRE', jk, ttl_s)
+  redis.call('ZADD', prefix .. 'finished', now, id)
+  if watched then notify_waiter(prefix, id) end
+end
+
 -- Hand a ready job straight to an idle worker that offered to take one (dequeue.lua):
 -- lease it as dequeue.lua would and push "deadline_ms|#id|" .. id .. body onto the worker's inbox,
 -- which the worker is blocked on. Takes the freshest live offer; returns false when
@@ -113,6 +127,9 @@ end
 local WF_KEYS = {'meta', 'nodes', 'status', 'waiting', 'spec', 'body', 'parents', 'children', 'results'}
 
 local function wf_key(wf) return 'bananas:wf:{' .. wf .. '}:' end
+
+-- How long a node job cancelled by its workflow is kept (brokers.base.CANCELLED_TTL_S).
+local CANCELLED_TTL_S = 3600
 
 local function wf_spec(wk, node)
   local spec = redis.call('HGET', wk .. 'spec', node)
@@ -186,14 +203,7 @@ local function wf_stop(wk, state, now)
       if cur[1] == 'processing' then
         redis.call('HSET', jk, 'cancel', 1)
       elseif cur[1] == 'pending' or cur[1] == 'scheduled' then
-        redis.call('ZREM', p .. 'ready', s.job_id)
-        redis.call('ZREM', p .. 'suspects', s.job_id)
-        redis.call('ZREM', p .. 'scheduled', s.job_id)
-        ready_unindex(p, s.job_id, s.name)
-        redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', string.format('%.0f', now))
-        redis.call('EXPIRE', jk, 3600)
-        redis.call('ZADD', p .. 'finished', now, s.job_id)
-        if cur[2] then notify_waiter(p, s.job_id) end
+        cancel_queued(p, s.job_id, s.name, cur[2], string.format('%.0f', now), CANCELLED_TTL_S)
         wf_end_node(wk, node, 'cancelled', wf_error(s.job_id, 'cancelled', 'cancelled'), true)
       end
     end
@@ -227,7 +237,7 @@ local function wf_finish(wf, items, now)
   -- Each item is a node whose job this script just moved out of processing or pending
   -- (fenced by the job's own status and token), so it is `enqueued`: no node ends twice.
   -- (retry_dead.lua strips `wf` from a node's job it revives: its new outcome is its own.)
-  local live, st, res, failed = items, {}, {}, {}
+  local st, res, failed = {}, {}, {}
   for _, it in ipairs(items) do
     if it.allow == nil then it.allow = wf_spec(wk, it.node).allow and '1' or '0' end
     if it.children == nil then it.children = redis.call('HGET', wk .. 'children', it.node) or '' end
@@ -235,10 +245,10 @@ local function wf_finish(wf, items, now)
     if it.value then res[#res + 1], res[#res + 2] = it.node, it.value end
     if it.status ~= 'completed' and it.allow ~= '1' then failed[#failed + 1] = it end
   end
-  if #live == 0 then return end
+  if #items == 0 then return end
   redis.call('HSET', wk .. 'status', unpack(st))
   if #res > 0 then redis.call('HSET', wk .. 'results', unpack(res)) end
-  local open = redis.call('HINCRBY', wk .. 'meta', 'open', -#live)
+  local open = redis.call('HINCRBY', wk .. 'meta', 'open', -#items)
   if #failed > 0 then redis.call('HINCRBY', wk .. 'meta', 'bad', #failed) end
   if redis.call('HGET', wk .. 'meta', 'state') ~= 'running' then return end
   if #failed > 0 and redis.call('HGET', wk .. 'meta', 'policy') == 'fail_fast' then
@@ -246,7 +256,7 @@ local function wf_finish(wf, items, now)
     return
   end
   local dec, order = {}, {}
-  for _, it in ipairs(live) do
+  for _, it in ipairs(items) do
     if it.status == 'completed' or it.allow == '1' then
       for child in string.gmatch(it.children, '[^,]+') do
         if not dec[child] then dec[child], order[#order + 1] = 0, child end
