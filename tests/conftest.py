@@ -15,6 +15,7 @@ import pytest
 
 from bananas import Bananas
 from bananas.brokers.redis import RedisBroker
+from bananas.brokers.sqlite import SQLiteBroker  # noqa: F401  (imported before a test starts threads: see below)
 from bananas.job import new_id
 from bananas.settings import JobDefaults, SchedulerSettings, Settings, WorkerSettings
 from bananas.testing import RedisServer

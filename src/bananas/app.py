@@ -18,7 +18,7 @@ from bananas.job import RetryPolicy
 from bananas.middleware import Middleware
 from bananas.observability import default_middleware
 from bananas.observability.snapshot import MetricsSnapshot
-from bananas.registry import Registry
+from bananas.registry import OutcomeHook, Registry
 from bananas.schedule import MissedPolicy, Schedule, ScheduleRegistry
 from bananas.settings import Settings
 from bananas.task import Task
@@ -123,6 +123,8 @@ class Bananas:
         max_retries: int | None = None,
         timeout: Duration | None = None,
         retry: RetryPolicy | None = None,
+        on_success: OutcomeHook | None = None,
+        on_failure: OutcomeHook | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -136,8 +138,11 @@ class Bananas:
         max_retries: int | None = None,
         timeout: Duration | None = None,
         retry: RetryPolicy | None = None,
+        on_success: OutcomeHook | None = None,
+        on_failure: OutcomeHook | None = None,
     ) -> Task[Any, Any] | TaskDecorator:
-        """Register a handler (async or sync) as a task. Usable bare or with options.
+        """Register a handler (async or sync) as a task. Usable bare or with options
+        (described on ``TaskDefinition``).
 
         Raises:
             ConfigurationError: bad name, priority or routing key, or a name used twice.
@@ -146,7 +151,7 @@ class Bananas:
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             task: Task[Any, Any] = Task(
                 self, func, name=name, priority=priority, routing_key=routing_key,
-                max_retries=max_retries, timeout=timeout, retry=retry,
+                max_retries=max_retries, timeout=timeout, retry=retry, on_success=on_success, on_failure=on_failure,
             )  # fmt: skip
             self.registry.add(task)
             self.tasks[task.name] = task

@@ -21,6 +21,11 @@ from bananas.schedule import ScheduleRegistry
 from bananas.settings import Settings
 from bananas.signature import PayloadSpec
 
+#: ``@app.task(on_success=fn, on_failure=fn)``: called (plain or ``async def``) by the
+#: worker after a job's outcome is stored, with the job and its result, or with the job
+#: and ``{"error", "reason", "job_id"}`` when it failed for good.
+OutcomeHook = Callable[[Job, Any], Any]
+
 
 class TaskOptions(TypedDict, total=False):
     """The options of ``@app.task``; each is described on ``TaskDefinition``."""
@@ -31,6 +36,8 @@ class TaskOptions(TypedDict, total=False):
     max_retries: int | None
     timeout: Duration | None
     retry: RetryPolicy | None
+    on_success: OutcomeHook | None
+    on_failure: OutcomeHook | None
 
 
 class TaskDefinition:
@@ -44,6 +51,12 @@ class TaskDefinition:
         max_retries: default retries; None: the worker's ``MAX_RETRIES``.
         timeout: default seconds per attempt; None: the worker's ``JOB_TIMEOUT``.
         retry: backoff between attempts.
+        on_success: called by the worker after a completed job's outcome is stored, as
+            ``on_success(job, result)``; plain functions run on a thread, ``async def``
+            ones on the worker's loop. An exception is logged with the job id and never
+            changes the job's outcome.
+        on_failure: the same when a job failed for good (dead-lettered, not a retry):
+            ``on_failure(job, {"error", "reason", "job_id"})``.
 
     Raises:
         ConfigurationError: a bad name, priority, routing key or hints.
@@ -59,8 +72,15 @@ class TaskDefinition:
         max_retries: int | None = None,
         timeout: Duration | None = None,
         retry: RetryPolicy | None = None,
+        on_success: OutcomeHook | None = None,
+        on_failure: OutcomeHook | None = None,
     ) -> None:
         self.fn = fn
+        for hook in (on_success, on_failure):
+            if hook is not None and not callable(hook):
+                raise ConfigurationError(f"task {name or fn.__name__!r}: a hook must be callable, got {hook!r}")
+        self.on_success = on_success
+        self.on_failure = on_failure
         self.name = check_job_name(name or fn.__name__)
         self.priority = parse_priority(priority) if priority is not None else None
         self.routing_key = check_routing_key(routing_key)

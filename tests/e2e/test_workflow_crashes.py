@@ -1,7 +1,8 @@
-"""Workflows survive crashes: 200 diamond workflows while a random worker process of 3
-is SIGKILLed every 2 s and restarted by its supervisor. Every workflow completes with the
-right result, no node's handler completes twice except in a redelivery, nothing hangs and
-nothing is left processing."""
+"""Workflows survive crashes: 200 diamond workflows and 100 jobs with callbacks while a
+random worker process of 3 is SIGKILLed every 2 s and restarted by its supervisor. Every
+workflow completes with the right result, every success callback runs and no failure
+callback does, no node's handler completes twice except in a redelivery, nothing hangs
+and nothing is left processing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.e2e.conftest import WorkerProcess
 from tests.e2e.test_kill_under_load import children
 
 WORKFLOWS = 200
+CALLBACKS = 100
 KILL_EVERY_S = 2.0
 
 
@@ -47,10 +49,16 @@ def test_diamonds_survive_random_sigkills(
     wait_until(lambda: len(client.tasks()) >= 4, 30, "the tasks in the catalogue")
     rng = random.Random(12)
     handles = [client.submit_workflow(diamond(n, rng)) for n in range(WORKFLOWS)]
+    followed = [
+        client.submit("source", {"n": n, "ms": rng.randint(50, 300)}, on_success=Signature("left", {"ms": 50}),
+                      on_failure=Signature("right", {"ms": 50}))
+        for n in range(CALLBACKS)
+    ]  # fmt: skip
+    callbacks = [client.workflow(job.workflow.id) for i in followed if (job := client.get_job(i)) and job.workflow]
 
     kills, last_kill, deadline = 0, time.monotonic(), time.monotonic() + 120
     while time.monotonic() < deadline:
-        states = [w.state for w in client.list_workflows(WORKFLOWS)]
+        states = [w.state for w in client.list_workflows(WORKFLOWS + CALLBACKS)]
         if states.count("running") == 0:
             break
         if time.monotonic() - last_kill >= KILL_EVERY_S and (alive := children(sup.pid)):
@@ -59,13 +67,17 @@ def test_diamonds_survive_random_sigkills(
         time.sleep(0.1)
     results = [h.wait(timeout=max(1.0, deadline - time.monotonic())) for h in handles]  # none hangs
     assert results == [{"a": n, "b": 2 * n, "c": n + 1000, "d": 3 * n + 1000} for n in range(WORKFLOWS)]
+    assert [h.wait(timeout=max(1.0, deadline - time.monotonic())) for h in callbacks] == list(range(CALLBACKS))
+    assert [h.results()["on_success"] for h in callbacks] == [2 * n for n in range(CALLBACKS)]
+    failure_callbacks = [n.status for h in callbacks for n in h.get(jobs=False).nodes if n.id == "on_failure"]
+    assert failure_callbacks == ["skipped"] * CALLBACKS
     assert kills >= 3, f"only {kills} kills: the workflows finished too early to test anything"
 
     completions: dict[str, list[int]] = defaultdict(list)
     for line in ledger.read_text().splitlines():
         _, job_id, delivery, _pid = line.split()
         completions[job_id].append(int(delivery))
-    node_jobs = {n.job_id for h in handles for n in h.get(jobs=False).nodes}
+    node_jobs = {n.job_id for h in handles + callbacks for n in h.get(jobs=False).nodes if n.status == "completed"}
     assert set(completions) == node_jobs
     again = {job_id: d for job_id, d in completions.items() if len(d) > 1}
     for job_id, deliveries in again.items():

@@ -24,7 +24,7 @@ def examples() -> dict[str, str]:
 
 
 def test_the_doc_has_its_examples() -> None:
-    assert set(examples()) == {"etl.py", "notify.py", "report.py"}
+    assert set(examples()) == {"etl.py", "notify.py", "payment.py", "report.py"}
 
 
 @pytest.mark.parametrize("name", sorted(examples()))

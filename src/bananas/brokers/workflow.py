@@ -43,6 +43,9 @@ class NodeRecord:
     delay_s: float = 0.0  # from the moment the node becomes ready
     status: str = "waiting"
     job: Job | None = None  # read back: the node's job, while its record lasts
+    #: "" (the workflow's rules), or a callback's condition on its one parent's outcome:
+    #: ``success``, ``failure`` or ``always`` (``client.submit(on_success=...)``).
+    when: str = ""
 
     @property
     def state(self) -> str:
@@ -92,6 +95,45 @@ class WorkflowSummary:
     finished_at: float | None
     total: int
     counts: dict[str, int] = field(default_factory=dict)
+
+
+#: How a callback's condition is stored: a mark after its id in its parent's children.
+WHEN_MARKS = {"success": "+", "failure": "!", "always": "*"}
+_MARK_WHEN = {mark: when for when, mark in WHEN_MARKS.items()}
+
+
+def marked_children(record: WorkflowRecord) -> dict[str, list[str]]:
+    """Every node's children as brokers store them: a callback's id carries its mark."""
+    marks = {n.id: WHEN_MARKS.get(n.when, "") for n in record.nodes}
+    return {n.id: [child + marks[child] for child in n.children] for n in record.nodes}
+
+
+def edge(entry: str) -> tuple[str, str]:
+    """A stored child entry's node id and mark ('' for an ordinary child)."""
+    if entry and entry[-1] in _MARK_WHEN:
+        return entry[:-1], entry[-1]
+    return entry, ""
+
+
+def edge_runs(mark: str, completed: bool, allow_failure: bool) -> bool:
+    """Whether a child (by its mark) may run after its parent ended: an ordinary child
+    when the parent completed or may fail; a callback when its condition holds."""
+    if mark == "":
+        return completed or allow_failure
+    return mark == "*" or completed == (mark == "+")
+
+
+def unmark(nodes: Sequence[NodeRecord]) -> None:
+    """Read back: strip the marks from every node's children and set each callback's ``when``."""
+    by_id = {n.id: n for n in nodes}
+    for n in nodes:
+        plain = []
+        for entry in n.children:
+            child, mark = edge(entry)
+            plain.append(child)
+            if mark and child in by_id:
+                by_id[child].when = _MARK_WHEN[mark]
+        n.children = plain
 
 
 def error_object(job_id: str, error: str, reason: str) -> bytes:

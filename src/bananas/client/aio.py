@@ -26,7 +26,7 @@ from bananas.registry import HasRegistry, InlineRunner, Registry
 from bananas.settings import Settings
 from bananas.submission import JobBuilder, JobSpec
 from bananas.workflows import WorkflowBuilder
-from bananas.workflows.canvas import Canvas, task_names
+from bananas.workflows.canvas import Canvas, Signature, task_names
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,20 @@ class SubmitOptions(WaitedJobOptions, total=False):
     timeout: Duration | None
     unique_key: str | None
     unique_ttl: Duration | None
+    on_success: Signature | Sequence[Signature] | None
+    on_failure: Signature | Sequence[Signature] | None
+    on_complete: Signature | Sequence[Signature] | None
+
+
+def split_callbacks(options: SubmitOptions) -> tuple[SubmitOptions, dict[str, list[Signature]]]:
+    """``submit``'s options without the callbacks, and the callbacks given (by option)."""
+    rest = options.copy()
+    given = {
+        "on_success": rest.pop("on_success", None),
+        "on_failure": rest.pop("on_failure", None),
+        "on_complete": rest.pop("on_complete", None),
+    }
+    return rest, {k: [v] if isinstance(v, Signature) else list(v) for k, v in given.items() if v is not None}
 
 
 def job_spec(name: str, payload: Mapping[str, Any] | None, options: SubmitOptions | WaitedJobOptions) -> JobSpec:
@@ -158,13 +172,23 @@ class AsyncClient:
             max_retries: retries after the first attempt (default: task, then settings).
             timeout: seconds one attempt may run.
             headers: string headers carried with the job (trace context and the like).
+            on_success: a Signature (or a list) enqueued, in the same atomic step as the
+                job's outcome, when the job completes; it receives the result in its
+                first unset parameter (docs/WORKFLOWS.md, "Callbacks").
+            on_failure: the same, when the job fails for good (dead-lettered or
+                cancelled); it receives ``{"error", "reason", "job_id"}``.
+            on_complete: the same, whatever the outcome (the result or the error object).
 
         Raises:
             PayloadError: the payload does not fit the handler (when this client knows it).
             PayloadTooLarge: the encoded job is over the size limit.
             ConfigurationError: unknown priority, illegal routing key, negative delay.
+            WorkflowError: a callback is invalid (unknown task, payload that does not fit).
             BrokerUnavailable: the broker could not be reached within the timeout.
         """
+        options, callbacks = split_callbacks(options)
+        if callbacks:
+            return await self._submit_with_callbacks(job_spec(name, payload, options), callbacks)
         eager = self._eager((name,))
         if eager is None and self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
             await self._refresh_catalogue()
@@ -175,6 +199,17 @@ class AsyncClient:
             await self._coalescer.enqueue((job, body))
         self.builder.submitted([(job, body)])
         return job.id
+
+    async def _submit_with_callbacks(self, spec: JobSpec, callbacks: Mapping[str, Sequence[Signature]]) -> str:
+        """``submit`` of a job with callbacks: stored as a workflow of kind ``callbacks``."""
+        if self._eager(()) is not None:
+            raise ConfigurationError("callbacks do not run in eager mode (use a worker: bananas.testing.join)")
+        names = [spec.name, *(s.name for sigs in callbacks.values() for s in sigs if isinstance(s, Signature))]
+        if self.catalogue.stale(time.time()) and self.builder.needs_catalogue(names):
+            await self._refresh_catalogue()
+        record = WorkflowBuilder(self.builder).callbacks(spec, callbacks)
+        await self.broker.submit_workflow(record)
+        return record.nodes[0].job_id
 
     def _eager(self, names: Iterable[str]) -> InlineRunner | None:
         """The app's eager runner when eager mode is on, after checking it knows ``names``."""

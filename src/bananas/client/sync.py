@@ -20,6 +20,7 @@ from bananas.client.aio import (
     default_settings,
     job_spec,
     result_of,
+    split_callbacks,
 )
 from bananas.client.workflows import WorkflowHandle
 from bananas.durations import Duration
@@ -136,6 +137,8 @@ class Client:
 
     def submit(self, name: str, payload: Mapping[str, Any] | None = None, **options: Unpack[SubmitOptions]) -> str:
         """See ``AsyncClient.submit``. Runs without an event loop: one round trip."""
+        if split_callbacks(options)[1]:
+            return self._run(AsyncClient.submit, name, payload, **options)
         spec = job_spec(name, payload, options)
         core = self._core()
         eager = self._eager((name,))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from bananas.brokers.base import Broker
+from bananas.brokers.base import Broker, Lease, Offer
 from bananas.errors import BananasError
 from bananas.worker.acker import Acker
 from bananas.worker.held import Held
@@ -47,3 +47,14 @@ async def give_back_unfinished(broker: Broker, acker: Acker, held: dict[str, Hel
         logger.warning("could not requeue %d jobs (their leases will expire): %s", len(unfinished), exc)
     for lease in unfinished:
         held.pop(lease.id, None)
+
+
+async def give_back_handed(broker: Broker, routing_keys: Sequence[str], offer: Offer) -> None:
+    """Withdraw a stopping worker's offer as soon as it stops fetching, and give back at
+    once what submit handed to it meanwhile (not after the grace period)."""
+    try:
+        handed = await broker.withdraw(routing_keys, offer)
+        if handed:
+            await broker.requeue([Lease(d.id, d.routing_key, d.token) for d in handed])
+    except BananasError as exc:
+        logger.warning("could not withdraw this worker's offer (handed jobs wait for their leases): %s", exc)

@@ -22,11 +22,12 @@ from bananas.registry import HasRegistry
 from bananas.scheduler.scheduler import Scheduler
 from bananas.settings import Settings
 from bananas.worker.acker import Acker
-from bananas.worker.drain import finish_running, give_back_unfinished
+from bananas.worker.drain import finish_running, give_back_handed, give_back_unfinished
 from bananas.worker.executor import Executor
 from bananas.worker.fetching import FetchTask
 from bananas.worker.heartbeat import Heartbeat
 from bananas.worker.held import Backoff, Held
+from bananas.worker.hooks import TaskHooks
 from bananas.worker.isolation import run_suspects
 from bananas.worker.leases import LeaseKeeper
 from bananas.worker.loopwatch import LoopWatch
@@ -129,6 +130,7 @@ class Worker:
         self._all_idle = asyncio.Event()
         jobs = self.settings.jobs
         self._acker = Acker(self.broker, (jobs.completed_ttl_s, jobs.failed_ttl_s), self._stored)
+        self._hooks = TaskHooks(self.registry.tasks, self._loop)
         self._pool = DaemonPool(w.concurrency, self._loop)
         self._executor = Executor(
             chaos_tasks(self.chaos, self.registry.tasks), self._pool, self.id, self._report_progress,
@@ -350,7 +352,9 @@ class Worker:
     def _stored(self, batch: Sequence[Outcome], accepted: Sequence[bool]) -> None:
         self._outcomes -= len(batch)
         for outcome, ok in zip(batch, accepted, strict=True):
-            self._held.pop(outcome.id, None)
+            held = self._held.pop(outcome.id, None)
+            if ok and held is not None and self._hooks:
+                self._hooks.stored(outcome, held.delivery.body)
             if self._on_ack is not None:
                 self._on_ack.after_ack(outcome, ok)
             if not ok:
@@ -382,18 +386,8 @@ class Worker:
             logger.warning("lease of job %s was lost; its outcome will be refused", lease.id)
 
     async def _drain(self, grace_s: float) -> None:
-        await self._give_back_handed()
+        if self._offer is not None:
+            await give_back_handed(self.broker, self.settings.worker.routing_keys, self._offer)
         await finish_running(self._running, self._all_idle, grace_s)
         await give_back_unfinished(self.broker, self._acker, self._held, max(5.0, self.settings.worker.lease_s))
-
-    async def _give_back_handed(self) -> None:
-        """Withdraw this worker's offer as soon as it stops fetching, and give back at once
-        what submit handed to it meanwhile (not after the grace period)."""
-        if self._offer is None:
-            return
-        try:
-            handed = await self.broker.withdraw(self.settings.worker.routing_keys, self._offer)
-            if handed:
-                await self.broker.requeue([Lease(d.id, d.routing_key, d.token) for d in handed])
-        except BananasError as exc:
-            logger.warning("could not withdraw this worker's offer (handed jobs wait for their leases): %s", exc)
+        await self._hooks.drain(grace_s)

@@ -4,6 +4,7 @@ each node's payload as far as it is known, and build every node's job (no I/O)."
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bananas import wire
@@ -11,8 +12,13 @@ from bananas.brokers.workflow import FAILURE_POLICIES, NodeRecord, WorkflowRecor
 from bananas.errors import ConfigurationError, PayloadError, WorkflowError
 from bananas.job import NodeInput, WorkflowLink, new_id, to_seconds
 from bananas.submission import JobBuilder, JobSpec
-from bananas.workflows.canvas import DAG, Canvas
+from bananas.workflows.canvas import DAG, Canvas, Signature
 from bananas.workflows.compiler import FIRST_UNSET, PlannedNode, plan
+
+#: ``submit``'s callback options and the condition each puts on the job's outcome.
+CALLBACKS = {"on_success": "success", "on_failure": "failure", "on_complete": "always"}
+#: The node id of the job that callbacks follow.
+CALLBACK_PARENT = "job"
 
 
 class WorkflowBuilder:
@@ -37,6 +43,40 @@ class WorkflowBuilder:
             name = canvas.name if isinstance(canvas, DAG) else planned.kind
         output = wire.encode({"dag": True} if planned.output is None else planned.output)
         return WorkflowRecord(workflow_id, name, planned.kind, on_failure, output, time.time(), nodes)
+
+    def callbacks(self, spec: JobSpec, callbacks: Mapping[str, Sequence[Signature]]) -> WorkflowRecord:
+        """A job with follow-ups (``submit(on_success=..., on_failure=..., on_complete=...)``):
+        a workflow of kind ``callbacks`` whose node ``job`` is the job and whose other nodes
+        run by its outcome, enqueued in the same atomic step as it. Each receives the job's
+        result (or its error object) in its first unset parameter.
+
+        Raises:
+            WorkflowError: an unknown option, a callback that is not a Signature, an
+                unknown task or a payload that does not fit (naming the callback).
+            PayloadError, ConfigurationError: the job itself is invalid.
+        """
+        workflow_id = new_id()
+        job, body = self.jobs.build(spec, WorkflowLink(id=workflow_id, node=CALLBACK_PARENT))
+        delay_s = max(0.0, (job.scheduled_for or 0.0) - time.time())
+        root = NodeRecord(CALLBACK_PARENT, job.id, job.name, job.routing_key, job.priority, [], [], body,
+                          delay_s=delay_s)  # fmt: skip
+        nodes = [root]
+        for option, sigs in callbacks.items():
+            if option not in CALLBACKS:
+                raise WorkflowError(f"unknown callback option {option!r}: use one of {', '.join(CALLBACKS)}")
+            for i, sig in enumerate(sigs):
+                node_id = option if len(sigs) == 1 else f"{option}.{i}"
+                if not isinstance(sig, Signature):
+                    raise WorkflowError(f"a callback is a Signature (task.s(...)), got {type(sig).__name__}", node_id)
+                planned = PlannedNode(
+                    node_id, sig, [CALLBACK_PARENT], [NodeInput(param=FIRST_UNSET, source=CALLBACK_PARENT)]
+                )
+                node = self._node(workflow_id, planned)
+                node.when = CALLBACKS[option]
+                root.children.append(node_id)
+                nodes.append(node)
+        output = wire.encode(CALLBACK_PARENT)
+        return WorkflowRecord(workflow_id, job.name, "callbacks", "continue", output, job.created_at, nodes)
 
     def _node(self, workflow_id: str, n: PlannedNode) -> NodeRecord:
         sig = n.signature

@@ -11,7 +11,14 @@ from typing import Any, cast
 from bananas.brokers.redis.guard import guard
 from bananas.brokers.redis.layout import PREFIX, job_from_hash, ms, prefix
 from bananas.brokers.redis.store import MAX_BLOCK_S, RedisStore
-from bananas.brokers.workflow import WORKFLOW_TTL_S, NodeRecord, WorkflowRecord, WorkflowSummary
+from bananas.brokers.workflow import (
+    WORKFLOW_TTL_S,
+    NodeRecord,
+    WorkflowRecord,
+    WorkflowSummary,
+    marked_children,
+    unmark,
+)
 
 #: Index of every workflow: sorted set, score = created_at (unix ms).
 WORKFLOWS = PREFIX + "workflows"
@@ -40,8 +47,9 @@ class RedisWorkflows(RedisStore):
         now = ms(time.time())
         args: list[Any] = [record.id, now, ms(WORKFLOW_TTL_S), record.name, record.kind, record.policy,
                            record.output, ms(record.created_at)]  # fmt: skip
+        children = marked_children(record)
         for n in record.nodes:
-            args += (n.id, _spec(n), n.body, ",".join(n.parents), ",".join(n.children))
+            args += (n.id, _spec(n), n.body, ",".join(n.parents), ",".join(children[n.id]))
         await self._s["wf_submit"]([], args)
 
     @guard("get workflow")
@@ -63,6 +71,7 @@ class RedisWorkflows(RedisStore):
                 [c for c in _text(children.get(raw)).split(",") if c], b"", allow == "1", int(delay) / 1000,
                 _text(status.get(raw)),
             ))  # fmt: skip
+        unmark(nodes)
         if jobs:
             await self._attach_jobs(nodes)
         finished = meta.get(b"finished_at")

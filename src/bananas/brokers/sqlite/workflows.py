@@ -18,7 +18,17 @@ from bananas.brokers.base import CANCELLED_TTL_S
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import INSERT_JOB, JOB_COLUMNS, job_from_row
-from bananas.brokers.workflow import WORKFLOW_TTL_S, NodeRecord, WorkflowRecord, WorkflowSummary, error_object
+from bananas.brokers.workflow import (
+    WORKFLOW_TTL_S,
+    NodeRecord,
+    WorkflowRecord,
+    WorkflowSummary,
+    edge,
+    edge_runs,
+    error_object,
+    marked_children,
+    unmark,
+)
 
 #: Most expired workflows one tick deletes.
 EXPIRE_LIMIT = 1000
@@ -33,6 +43,7 @@ def topic(workflow_id: str) -> str:
 
 def submit(s: Session, record: WorkflowRecord) -> None:
     """Store the workflow and enqueue its roots (one transaction)."""
+    children = marked_children(record)
     with s.write() as c:
         now = time.time()
         c.execute(
@@ -45,7 +56,7 @@ def submit(s: Session, record: WorkflowRecord) -> None:
             "INSERT INTO workflow_nodes (workflow_id, node, seq, job_id, name, routing_key, priority, parents,"
             " children, body, allow_failure, delay_s, status, waiting) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'waiting',?)",
             [(record.id, n.id, i, n.job_id, n.name, n.routing_key, n.priority, json.dumps(n.parents),
-              json.dumps(n.children), n.body, int(n.allow_failure), n.delay_s, len(n.parents))
+              json.dumps(children[n.id]), n.body, int(n.allow_failure), n.delay_s, len(n.parents))
              for i, n in enumerate(record.nodes)],
         )  # fmt: skip
         c.executemany("INSERT OR IGNORE INTO routing_keys (name) VALUES (?)", [(n.routing_key,) for n in record.nodes])
@@ -78,9 +89,9 @@ def finished(s: Session, c: sqlite3.Connection, items: Sequence[tuple[str, str, 
     ).fetchall()
     for workflow_id, node, job_id, allow, children in rows:
         status, value = outcome[job_id]
-        passes = status == "completed" or bool(allow)
-        _end_node(c, workflow_id, node, status, value, not passes)
-        _node_done(s, c, workflow_id, passes, json.loads(children), now)
+        completed = status == "completed"
+        _end_node(c, workflow_id, node, status, value, not (completed or allow))
+        _node_done(s, c, workflow_id, (completed, bool(allow)), json.loads(children), now)
 
 
 def _end_node(c: sqlite3.Connection, workflow_id: str, node: str, status: str, value: bytes | None,
@@ -90,40 +101,49 @@ def _end_node(c: sqlite3.Connection, workflow_id: str, node: str, status: str, v
     c.execute("UPDATE workflows SET open = open - 1, bad = bad + ? WHERE id = ?", (int(bad), workflow_id))
 
 
-def _node_done(s: Session, c: sqlite3.Connection, workflow_id: str, passes: bool, children: list[str],
+def _node_done(s: Session, c: sqlite3.Connection, workflow_id: str, ended: tuple[bool, bool], children: list[str],
                now: float) -> None:  # fmt: skip
+    """A node ended (``ended``: it completed, it may fail): release the children it was
+    the last parent of, skip those it cannot run, apply the failure policy."""
     row = c.execute("SELECT state, policy FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
     if row is None or row[0] != "running":
         return
-    if passes:
-        for child in children:
-            left = c.execute(
-                "UPDATE workflow_nodes SET waiting = waiting - 1 WHERE workflow_id = ? AND node = ?"
-                " RETURNING waiting, status", (workflow_id, child),
-            ).fetchone()  # fmt: skip
-            if left is not None and left[0] <= 0 and left[1] == "waiting":
-                ready = c.execute(f"{_NODE} WHERE workflow_id = ? AND node = ?", (workflow_id, child)).fetchone()
-                _release(s, c, workflow_id, ready, now)
-    elif row[1] == "fail_fast":
+    passes = ended[0] or ended[1]
+    if not passes and row[1] == "fail_fast":
         _stop(s, c, workflow_id, "failed", now)
         return
-    else:
-        _skip_below(c, workflow_id, children)
+    unmet = []
+    for entry in children:
+        child, mark = edge(entry)
+        if not edge_runs(mark, *ended):
+            if mark:
+                unmet.append(child)
+            continue
+        left = c.execute(
+            "UPDATE workflow_nodes SET waiting = waiting - 1 WHERE workflow_id = ? AND node = ?"
+            " RETURNING waiting, status", (workflow_id, child),
+        ).fetchone()  # fmt: skip
+        if left is not None and left[0] <= 0 and left[1] == "waiting":
+            ready = c.execute(f"{_NODE} WHERE workflow_id = ? AND node = ?", (workflow_id, child)).fetchone()
+            _release(s, c, workflow_id, ready, now)
+    _skip_below(c, workflow_id, unmet, False)
+    if not passes:
+        _skip_below(c, workflow_id, [edge(e)[0] for e in children], True)
     left, bad = c.execute("SELECT open, bad FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
     if left <= 0:
         _set_state(s, c, workflow_id, "failed" if bad else "completed", now)
 
 
-def _skip_below(c: sqlite3.Connection, workflow_id: str, children: list[str]) -> None:
-    """Skip the waiting descendants of a failed node (policy ``continue``)."""
-    todo = list(children)
+def _skip_below(c: sqlite3.Connection, workflow_id: str, todo: list[str], bad: bool) -> None:
+    """Skip the waiting nodes in ``todo`` and their waiting descendants: below a failed
+    node (policy ``continue``, ``bad``), or callbacks whose condition did not hold."""
     while todo:
         node = todo.pop()
         got = c.execute("SELECT children FROM workflow_nodes WHERE workflow_id = ? AND node = ? AND status = 'waiting'",
                         (workflow_id, node)).fetchone()  # fmt: skip
         if got is not None:
-            _end_node(c, workflow_id, node, "skipped", None, True)
-            todo += json.loads(got[0])
+            _end_node(c, workflow_id, node, "skipped", None, bad)
+            todo += [edge(e)[0] for e in json.loads(got[0])]
 
 
 def _set_state(s: Session, c: sqlite3.Connection, workflow_id: str, state: str, now: float) -> None:
@@ -164,16 +184,24 @@ def cancel(s: Session, workflow_id: str) -> str | None:
 
 def retry(s: Session, workflow_id: str) -> int:
     """``retry_workflow``: failed, cancelled and skipped nodes wait again for the parents
-    that did not complete; those with none left are enqueued."""
+    that did not complete; those with none left are enqueued (a failure callback whose
+    parent completed is not run)."""
     with s.write() as c:
         row = c.execute("SELECT state FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
         if row is None or row[0] == "running":
             return 0
-        status = dict(c.execute("SELECT node, status FROM workflow_nodes WHERE workflow_id = ?", (workflow_id,)))
-        redo = c.execute(
-            "SELECT node, parents FROM workflow_nodes WHERE workflow_id = ?"
-            " AND status IN ('failed', 'cancelled', 'skipped')", (workflow_id,),
-        ).fetchall()  # fmt: skip
+        rows = c.execute("SELECT node, status, children FROM workflow_nodes WHERE workflow_id = ?",
+                         (workflow_id,)).fetchall()  # fmt: skip
+        status = {node: st for node, st, _ in rows}
+        # A failure callback whose parent completed stays skipped: its condition cannot hold.
+        unmet = {child for _, st, children in rows if st == "completed"
+                 for child, mark in map(edge, json.loads(children)) if mark == "!"}  # fmt: skip
+        redo = [
+            (node, parents) for node, parents in c.execute(
+                "SELECT node, parents FROM workflow_nodes WHERE workflow_id = ?"
+                " AND status IN ('failed', 'cancelled', 'skipped')", (workflow_id,),
+            ) if node not in unmet
+        ]  # fmt: skip
         if not redo:
             return 0
         c.executemany(
@@ -217,6 +245,7 @@ def get(s: Session, workflow_id: str, jobs: bool) -> WorkflowRecord | None:
                 " FROM workflow_nodes WHERE workflow_id = ? ORDER BY seq", (workflow_id,),
             )
         ]  # fmt: skip
+        unmark(nodes)
         if jobs:
             found = {r[0]: job_from_row(r) for r in c.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN (SELECT job_id FROM workflow_nodes WHERE workflow_id = ?"

@@ -211,16 +211,29 @@ local function wf_stop(wk, state, now)
   wf_set_state(wk, state, now)
 end
 
--- Skip the waiting descendants of a failed node (policy `continue`).
-local function wf_skip_below(wk, children)
-  local todo = {}
-  for child in string.gmatch(children or '', '[^,]+') do todo[#todo + 1] = child end
+-- A stored child entry: its node id and mark ('' for an ordinary child; a callback's
+-- condition on its parent's outcome: '+' success, '!' failure, '*' always).
+local function wf_edge(entry)
+  local last = string.sub(entry, -1)
+  if last == '+' or last == '!' or last == '*' then return string.sub(entry, 1, -2), last end
+  return entry, ''
+end
+
+-- Whether a child may run after its parent ended (brokers.workflow.edge_runs).
+local function wf_edge_runs(mark, completed, allow)
+  if mark == '' then return completed or allow == '1' end
+  return mark == '*' or completed == (mark == '+')
+end
+
+-- Skip the waiting nodes in `todo` (a list of ids) and their waiting descendants: below
+-- a failed node (policy `continue`, `bad`), or callbacks whose condition did not hold.
+local function wf_skip_below(wk, todo, bad)
   while #todo > 0 do
     local node = table.remove(todo)
     if redis.call('HGET', wk .. 'status', node) == 'waiting' then
-      wf_end_node(wk, node, 'skipped', false, true)
-      for child in string.gmatch(redis.call('HGET', wk .. 'children', node) or '', '[^,]+') do
-        todo[#todo + 1] = child
+      wf_end_node(wk, node, 'skipped', false, bad)
+      for entry in string.gmatch(redis.call('HGET', wk .. 'children', node) or '', '[^,]+') do
+        todo[#todo + 1] = wf_edge(entry)
       end
     end
   end
@@ -255,12 +268,16 @@ local function wf_finish(wf, items, now)
     wf_stop(wk, 'failed', now)
     return
   end
-  local dec, order = {}, {}
+  local dec, order, unmet = {}, {}, {}
   for _, it in ipairs(items) do
-    if it.status == 'completed' or it.allow == '1' then
-      for child in string.gmatch(it.children, '[^,]+') do
+    local completed = it.status == 'completed'
+    for entry in string.gmatch(it.children, '[^,]+') do
+      local child, mark = wf_edge(entry)
+      if wf_edge_runs(mark, completed, it.allow) then
         if not dec[child] then dec[child], order[#order + 1] = 0, child end
         dec[child] = dec[child] + 1
+      elseif mark ~= '' then
+        unmet[#unmet + 1] = child
       end
     end
   end
@@ -270,8 +287,13 @@ local function wf_finish(wf, items, now)
       wf_release(wk, wf, child, now)
     end
   end
-  if #failed > 0 then
-    for _, it in ipairs(failed) do wf_skip_below(wk, it.children) end
+  if #unmet > 0 or #failed > 0 then
+    wf_skip_below(wk, unmet, false)
+    for _, it in ipairs(failed) do
+      local below = {}
+      for entry in string.gmatch(it.children, '[^,]+') do below[#below + 1] = wf_edge(entry) end
+      wf_skip_below(wk, below, true)
+    end
     open = tonumber(redis.call('HGET', wk .. 'meta', 'open'))
   end
   if open <= 0 then
