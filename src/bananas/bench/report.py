@@ -133,6 +133,7 @@ def _workflow_rows(w: dict[str, Any] | None) -> list[Row]:
         Row("workflows", f"plain jobs, drain ({w['rounds']} rounds)", w["plain_jobs_per_s"], "jobs/s"),
         Row("workflows", f"{w['members']:,}-member chord, drain", w["chord_members_per_s"], "members/s"),
         Row("workflows", "chord member cost / plain job", cost, "x", None, "≤ 1.5", cost <= 1.5),
+        Row("workflows", "chord with its callback / plain job", w["chord_with_callback_cost_vs_plain_job"], "x"),
         Row("workflows", "chord submit / plain submit_many", w["chord_submit_vs_plain_submit"], "x"),
         Row("workflows", f"chain step latency p50 ({w['chain_steps']} steps)", step["p50"], "ms", None, "≤ 1",
             step["p50"] <= 1),

@@ -351,10 +351,11 @@ class Worker:
 
     def _stored(self, batch: Sequence[Outcome], accepted: Sequence[bool]) -> None:
         self._outcomes -= len(batch)
+        hooks = self._hooks if self._hooks else None
         for outcome, ok in zip(batch, accepted, strict=True):
             held = self._held.pop(outcome.id, None)
-            if ok and held is not None and self._hooks:
-                self._hooks.stored(outcome, held.delivery.body)
+            if hooks is not None and ok and held is not None:
+                hooks.stored(outcome, held.delivery.body)
             if self._on_ack is not None:
                 self._on_ack.after_ack(outcome, ok)
             if not ok:
