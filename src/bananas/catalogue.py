@@ -77,11 +77,17 @@ def decode(definition: bytes, workers: Mapping[str, float]) -> TaskInfo | None:
 
 
 def _schema(tp: Any) -> dict[str, Any]:
+    """``tp``'s JSON Schema; a hint it cannot express (``object``, a class of the user's)
+    is published as any value, so that every parameter is still listed."""
     try:
-        schema: dict[str, Any] = msgspec.json.schema(tp)
-    except (TypeError, ValueError):  # a hint JSON Schema cannot express: publish no schema
+        schema: dict[str, Any] = msgspec.json.schema(tp, schema_hook=_any_value)
+    except (TypeError, ValueError, msgspec.EncodeError):  # e.g. a default that is not JSON: no schema
         return {}
     return schema
+
+
+def _any_value(tp: Any) -> dict[str, Any]:
+    return {"description": f"any value ({getattr(tp, '__qualname__', tp)})"}  # ({} reads as "no schema")
 
 
 def _result_schema(fn: Callable[..., Any]) -> dict[str, Any]:

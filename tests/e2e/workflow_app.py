@@ -4,10 +4,11 @@ it completes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
-from bananas import Bananas, Context
+from bananas import Bananas, Context, PermanentError
 
 app = Bananas()
 _ledger = os.open(os.environ.get("BANANAS_LEDGER", os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -51,3 +52,36 @@ def die(ctx: Context) -> None:
 @app.task(timeout=30)
 def after(ctx: Context, parent: object) -> object:
     return parent
+
+
+def _note(line: str) -> None:
+    os.write(_ledger, f"{line}\n".encode())
+
+
+@app.task(timeout=30)
+def mark(tag: str, seen: object = None) -> str:
+    """Note ``ran <tag>`` in the ledger."""
+    _note(f"ran {tag}")
+    return tag
+
+
+@app.task(timeout=30)
+def gated(gate: str, seen: object = None) -> str:
+    """Fail for good while the file ``gate`` exists (a fault the test repairs)."""
+    if os.path.exists(gate):
+        _note("gated refused")
+        raise PermanentError("the gate is closed")
+    _note("ran gated")
+    return "through"
+
+
+@app.task(timeout=30)
+async def hold(ctx: Context) -> str:
+    """Run until cancelled (at most 30 s); note ``cancelled <job id>`` once asked to stop."""
+    _note(f"holding {ctx.job_id}")
+    for _ in range(3000):
+        if ctx.cancelled:
+            _note(f"cancelled {ctx.job_id}")
+            return "stopped"
+        await asyncio.sleep(0.01)
+    return "never cancelled"

@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 import pytest
 
 from bananas import Context, PayloadError
-from bananas.catalogue import REFRESH_S, Catalogue, PayloadCheck, TaskInfo, decode, describe, encode
+from bananas.catalogue import REFRESH_S, Catalogue, PayloadCheck, TaskInfo, decode, describe, encode, parameters
 from bananas.job import RetryPolicy
 from bananas.registry import TaskDefinition
 from bananas.signature import PayloadSpec
@@ -42,13 +42,28 @@ def test_describe_publishes_the_definition_and_schemas() -> None:
     assert back == TaskInfo(**{**{f: getattr(info, f) for f in info.__struct_fields__}, "workers": {"w1": 5.0}})
 
 
-def test_unexpressible_hints_publish_no_schema_and_check_nothing() -> None:
-    async def odd(thing: Opaque) -> Opaque:
+def test_unexpressible_hints_are_published_as_any_value() -> None:
+    async def odd(thing: Opaque, other: object = None, n: int = 0) -> Opaque:
         return thing
 
     info = describe(TaskDefinition(odd))
-    assert info.payload_schema == {} and info.result_schema == {}
-    PayloadCheck("odd", info.payload_schema)({"thing": 1})  # nothing to check against
+    assert parameters(info.payload_schema) == ["thing", "other", "n"]  # every parameter is listed
+    assert info.result_schema == {"description": "any value (Opaque)"}
+    check = PayloadCheck("odd", info.payload_schema)
+    check({"thing": 1, "other": [1]})  # anything goes where JSON Schema has no word for the hint
+    with pytest.raises(PayloadError, match=r"must contain \[.thing.\]"):
+        check({"n": 1})
+    with pytest.raises(PayloadError, match="n must be integer"):
+        check({"thing": 1, "n": "one"})
+
+
+def test_a_default_that_is_not_json_publishes_no_schema_and_checks_nothing() -> None:
+    def odd(when: Opaque = Opaque()) -> None:  # noqa: B008 - the point of the test
+        return None
+
+    info = describe(TaskDefinition(odd))
+    assert info.payload_schema == {} and parameters(info.payload_schema) == []
+    PayloadCheck("odd", info.payload_schema)({"when": 1})  # nothing to check against
 
 
 def test_payload_check_names_the_field() -> None:

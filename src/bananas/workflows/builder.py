@@ -103,6 +103,10 @@ class WorkflowBuilder:
         if i.param != FIRST_UNSET:
             return i
         unset = next((p for p in params if p not in payload), None)
+        if unset is None and not params:
+            raise WorkflowError("the task's parameters are unknown here (its worker published no payload schema): "
+                                "none can be chosen to receive the previous result; declare the task in this "
+                                "process or use a DAG, which names each input", node_id)  # fmt: skip
         if unset is None:
             raise WorkflowError("every parameter is set: none is left to receive the previous result", node_id)
         return NodeInput(param=unset, source=i.source)
