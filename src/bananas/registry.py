@@ -8,6 +8,7 @@ schedules are declared.
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypedDict
@@ -77,8 +78,8 @@ class TaskDefinition:
     ) -> None:
         self.fn = fn
         for hook in (on_success, on_failure):
-            if hook is not None and not callable(hook):
-                raise ConfigurationError(f"task {name or fn.__name__!r}: a hook must be callable, got {hook!r}")
+            if hook is not None:
+                _check_hook(hook, name or fn.__name__)
         self.on_success = on_success
         self.on_failure = on_failure
         self.name = check_job_name(name or fn.__name__)
@@ -155,3 +156,19 @@ class HasRegistry(Protocol):
 
     @property
     def registry(self) -> Registry: ...
+
+
+def _check_hook(hook: Any, task: str) -> None:
+    """Refuse a hook that cannot be called as ``hook(job, value)``.
+
+    Raises:
+        ConfigurationError: not callable, or another signature.
+    """
+    if not callable(hook):
+        raise ConfigurationError(f"task {task!r}: a hook must be callable, got {hook!r}")
+    try:
+        inspect.signature(hook).bind(None, None)
+    except TypeError:
+        raise ConfigurationError(f"task {task!r}: hook {hook!r} must take (job, value)") from None
+    except ValueError:  # no signature to read (some builtins): let the call decide
+        pass

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, Unpack, cast
 
 from bananas.client import Client, SubmitOptions, WaitedJobOptions
+from bananas.client.aio import result_of
+from bananas.client.options import split_callbacks
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import RetryPolicy
@@ -133,6 +135,11 @@ class TaskCall(Generic[P, R]):
         task, options = self.task, dict(self.submit_options)
         if options.pop("timeout", None) is not None:
             raise ConfigurationError("submit_and_wait takes no job timeout option; set it on the task")
+        if split_callbacks(self.submit_options)[1]:  # a job with callbacks: submitted as their workflow
+            client = task.app.client
+            job_id = client.submit(task.name, task.payload(args, kwargs), **self.submit_options)
+            done: R = result_of(client.wait(job_id, timeout=self.wait_timeout))
+            return done
         waited = cast(WaitedJobOptions, options)
         result: R = task.app.client.submit_and_wait(
             task.name, task.payload(args, kwargs), timeout=self.wait_timeout, **waited

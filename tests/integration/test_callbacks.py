@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bananas import AsyncClient, Bananas, Job, JobStatus, PermanentError, Signature, WorkflowError
+from bananas import AsyncClient, Bananas, ConfigurationError, Job, JobStatus, PermanentError, Signature, WorkflowError
 from bananas.brokers.workflow import WorkflowRecord
 from bananas.testing import WorkerThread, running_worker
 from tests.integration.test_workflows import MakeApp
@@ -52,7 +52,7 @@ async def settled(client: AsyncClient, job_id: str) -> WorkflowRecord:
     """The callbacks workflow of ``job_id``, once every node ended."""
     job = await client.get_job(job_id)
     assert job is not None and job.workflow is not None
-    assert await client.broker.wait_workflow(job.workflow.id, 20) in ("completed", "failed")
+    assert await client.broker.wait_workflow(job.workflow.id, 20) in ("completed", "failed", "cancelled")
     record = await client.get_workflow(job.workflow.id)
     assert record is not None
     return record
@@ -109,6 +109,42 @@ async def test_retry_runs_a_failed_success_callback_and_never_the_failure_one(t:
     assert states(again) == {"job": "completed", "on_success": "failed", "on_failure": "skipped"}
 
 
+async def test_retry_after_the_job_failed_reruns_the_failed_callback_not_the_job(t: App) -> None:
+    async with t.app.async_client() as client, running_worker(t.app, concurrency=2):
+        job_id = await client.submit("work", {"x": 7, "fail": True}, on_success=t.note.s(tag="ok"),
+                                     on_failure=t.note.s(tag="broken"))  # fmt: skip
+        record = await settled(client, job_id)
+        assert states(record) == {"job": "failed", "on_success": "skipped", "on_failure": "failed"}
+        t.seen.clear()
+        assert await client.workflow(record.id).retry() == 1
+        again = await settled(client, job_id)
+        job = await client.get_job(job_id)
+    assert t.seen == {"broken": {"error": "PermanentError: no good: 7", "reason": "permanent_error", "job_id": job_id}}
+    assert job is not None and job.attempts == 1  # the job kept its outcome: it did not run again
+    assert again.state == "failed" and states(again) == states(record)
+
+
+async def test_cancelling_a_queued_job_runs_its_failure_callback(t: App) -> None:
+    async with t.app.async_client() as client, running_worker(t.app, concurrency=2):
+        job_id = await client.submit("work", {"x": 1}, delay=60, on_success=t.note.s(tag="ok"),
+                                     on_failure=t.note.s(tag="bad"))  # fmt: skip
+        assert await client.cancel(job_id)
+        record = await settled(client, job_id)
+    assert t.seen == {"bad": {"error": "cancelled", "reason": "cancelled", "job_id": job_id}}
+    assert states(record) == {"job": "cancelled", "on_success": "skipped", "on_failure": "completed"}
+
+
+async def test_cancelling_the_workflow_of_a_job_with_callbacks_cancels_them(t: App) -> None:
+    async with t.app.async_client() as client, running_worker(t.app, concurrency=2):
+        job_id = await client.submit("work", {"x": 1}, delay=60, on_failure=t.note.s(tag="bad"))
+        job = await client.get_job(job_id)
+        assert job is not None and job.workflow is not None
+        assert await client.workflow(job.workflow.id).cancel()
+        record = await settled(client, job_id)
+    assert t.seen == {} and record.state == "cancelled"
+    assert states(record) == {"job": "cancelled", "on_failure": "cancelled"}
+
+
 async def test_a_delayed_job_with_callbacks_waits_its_delay(t: App) -> None:
     async with t.app.async_client() as client, running_worker(t.app, concurrency=2):
         job_id = await client.submit("work", {"x": 3}, delay=0.3, on_success=t.note.s(tag="ok"))
@@ -130,10 +166,29 @@ async def refused(client: AsyncClient, t: App) -> None:
     with pytest.raises(WorkflowError, match="a callback is a Signature") as wrong:
         await client.submit("work", {"x": 1}, on_failure=[t.note.s(tag="a"), "note"])  # type: ignore[list-item]
     assert wrong.value.node == "on_failure.1"
+    with pytest.raises(WorkflowError, match="a callback is a Signature") as task:
+        await client.submit("work", {"x": 1}, on_success=t.note)  # type: ignore[arg-type]
+    assert task.value.node == "on_success"
     with pytest.raises(WorkflowError, match="none is left") as full:
         await client.submit("work", {"x": 1}, on_success=t.note.s(tag="a", outcome=1))
     assert full.value.node == "on_success"
     assert not any(s.ready_by_priority for s in await client.queue_stats())  # nothing was enqueued
+
+
+async def test_an_empty_list_of_callbacks_is_a_plain_submit(t: App) -> None:
+    async with t.app.async_client() as client:
+        job = await client.get_job(await client.submit("work", {"x": 1}, on_success=[]))
+    assert job is not None and job.workflow is None
+
+
+def test_task_options_carry_callbacks(t: App) -> None:
+    with WorkerThread(t.app, concurrency=2):
+        assert t.work.options(on_success=t.note.s(tag="waited")).submit_and_wait(5) == 10
+        job_id = t.work.options(on_complete=t.note.s(tag="later")).submit(6)
+        job = t.app.client.get_job(job_id)
+        assert job is not None and job.workflow is not None
+        t.app.client.workflow(job.workflow.id).wait(timeout=20)
+    assert t.seen["later"] == 12 and "waited" in t.seen  # (the wait returned with the job's outcome)
 
 
 def test_sync_client_submits_callbacks(t: App) -> None:
@@ -168,6 +223,8 @@ class Hooks:
                 stored = await aclient.get_job(job.id)
             calls.append(("failure", job.id, error, stored.status.value if stored else "missing"))
             done.set()
+            if broken:
+                raise RuntimeError("async hook exploded")
 
         @app.task(on_success=succeeded, on_failure=failed, max_retries=1)
         def hooked(x: int) -> int:
@@ -215,9 +272,29 @@ def test_a_failing_hook_is_logged_and_changes_nothing(broken: Hooks, caplog: pyt
         ok = client.submit("hooked", {"x": 2})
         assert client.wait(ok, timeout=20).result == 3
         assert h.done.wait(20)
+        h.done.clear()
+        bad = client.submit("hooked", {"x": -2})
+        assert h.done.wait(20)
         again = client.submit("hooked", {"x": 3})  # the worker goes on
         assert client.wait(again, timeout=20).result == 4
-    job = client.get_job(ok)
+    job, failed = client.get_job(ok), client.get_job(bad)
     assert job is not None and job.status is JobStatus.COMPLETED
-    failures = [r for r in caplog.records if "hook exploded" in r.getMessage() or r.exc_info]
-    assert failures and getattr(failures[0], "job_id", None) == ok
+    assert failed is not None and failed.status is JobStatus.FAILED
+    logged = {getattr(r, "job_id", None): r.getMessage() for r in caplog.records if r.name == "bananas.worker.hooks"}
+    assert "hook exploded" in logged[ok] and "async hook exploded" in logged[bad]
+
+
+def test_a_hook_that_cannot_take_job_and_value_is_refused(make_app: MakeApp) -> None:
+    app = make_app()
+
+    async def one(job: Job) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="must take \\(job, value\\)"):
+
+        @app.task(on_success=one)  # type: ignore[arg-type]
+        def task(x: int) -> int:
+            return x
+
+    with pytest.raises(ConfigurationError, match="must be callable"):
+        app.task(on_failure="log")(lambda: None)  # type: ignore[call-overload]
+    app.close()

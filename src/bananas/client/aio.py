@@ -7,19 +7,19 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
 from bananas import brokers, catalogue
 from bananas.brokers.base import Broker, QueueStats
 from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
 from bananas.catalogue import WORKER_TTL_S, Catalogue, TaskInfo
 from bananas.chaos import ChaosConfig, arm, chaos_broker
+from bananas.client.options import SubmitOptions, WaitedJobOptions, job_spec, split_callbacks
 from bananas.client.workflows import AsyncWorkflowHandle
 from bananas.coalescer import SubmitCoalescer
 from bananas.durations import Duration
 from bananas.errors import BananasError, ConfigurationError, JobFailed, JobNotFound, ResultTimeout
-from bananas.job import Job, JobStatus, Priority, to_seconds
+from bananas.job import Job, JobStatus, to_seconds
 from bananas.middleware import Middleware, MiddlewareChain
 from bananas.observability.snapshot import MetricsSnapshot, collect_snapshot
 from bananas.registry import HasRegistry, InlineRunner, Registry
@@ -29,56 +29,6 @@ from bananas.workflows import WorkflowBuilder
 from bananas.workflows.canvas import Canvas, Signature, task_names
 
 logger = logging.getLogger(__name__)
-
-
-class WaitedJobOptions(TypedDict, total=False):
-    """Options of ``submit_and_wait``: those of ``submit`` but the job timeout."""
-
-    priority: str | int | Priority | None
-    routing_key: str | None
-    delay: Duration | None
-    at: datetime | None
-    description: str
-    max_retries: int | None
-    headers: Mapping[str, str] | None
-
-
-class SubmitOptions(WaitedJobOptions, total=False):
-    """Keyword options of ``submit``; each is described there."""
-
-    timeout: Duration | None
-    unique_key: str | None
-    unique_ttl: Duration | None
-    on_success: Signature | Sequence[Signature] | None
-    on_failure: Signature | Sequence[Signature] | None
-    on_complete: Signature | Sequence[Signature] | None
-
-
-def split_callbacks(options: SubmitOptions) -> tuple[SubmitOptions, dict[str, list[Signature]]]:
-    """``submit``'s options without the callbacks, and the callbacks given (by option)."""
-    rest = options.copy()
-    given = {
-        "on_success": rest.pop("on_success", None),
-        "on_failure": rest.pop("on_failure", None),
-        "on_complete": rest.pop("on_complete", None),
-    }
-    return rest, {k: [v] if isinstance(v, Signature) else list(v) for k, v in given.items() if v is not None}
-
-
-def job_spec(name: str, payload: Mapping[str, Any] | None, options: SubmitOptions | WaitedJobOptions) -> JobSpec:
-    """A ``JobSpec`` from ``submit``'s arguments.
-
-    Raises:
-        ConfigurationError: an option that does not exist or is not available yet.
-    """
-    rest: dict[str, Any] = dict(options)
-    if rest.pop("unique_key", None) is not None or rest.pop("unique_ttl", None) is not None:
-        raise ConfigurationError("unique jobs (unique_key/unique_ttl) are not available yet")
-    try:
-        return JobSpec(name, payload if payload is not None else {}, **rest)
-    except TypeError:
-        unknown = sorted(set(rest) - set(JobSpec.__dataclass_fields__))
-        raise ConfigurationError(f"unknown submit option(s): {', '.join(unknown)}") from None
 
 
 def result_of(done: Job) -> Any:
@@ -207,8 +157,10 @@ class AsyncClient:
         names = [spec.name, *(s.name for sigs in callbacks.values() for s in sigs if isinstance(s, Signature))]
         if self.catalogue.stale(time.time()) and self.builder.needs_catalogue(names):
             await self._refresh_catalogue()
-        record = WorkflowBuilder(self.builder).callbacks(spec, callbacks)
+        builder = WorkflowBuilder(self.builder)
+        record = builder.callbacks(spec, callbacks)
         await self.broker.submit_workflow(record)
+        self.builder.submitted(builder.built)
         return record.nodes[0].job_id
 
     def _eager(self, names: Iterable[str]) -> InlineRunner | None:
@@ -258,8 +210,10 @@ class AsyncClient:
         names = task_names(canvas)
         if self.catalogue.stale(time.time()) and self.builder.needs_catalogue(names):
             await self._refresh_catalogue()
-        record = WorkflowBuilder(self.builder).build(canvas, on_failure=on_failure, name=name)
+        builder = WorkflowBuilder(self.builder)
+        record = builder.build(canvas, on_failure=on_failure, name=name)
         await self.broker.submit_workflow(record)
+        self.builder.submitted(builder.built)
         return AsyncWorkflowHandle(self.broker, record.id)
 
     def workflow(self, workflow_id: str) -> AsyncWorkflowHandle:

@@ -13,15 +13,8 @@ from bananas.brokers.base import Broker, QueueStats
 from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
 from bananas.catalogue import TaskInfo
 from bananas.chaos import ChaosConfig
-from bananas.client.aio import (
-    AsyncClient,
-    SubmitOptions,
-    WaitedJobOptions,
-    default_settings,
-    job_spec,
-    result_of,
-    split_callbacks,
-)
+from bananas.client.aio import AsyncClient, default_settings, result_of
+from bananas.client.options import SubmitOptions, WaitedJobOptions, job_spec, split_callbacks
 from bananas.client.workflows import WorkflowHandle
 from bananas.durations import Duration
 from bananas.errors import BananasError

@@ -36,7 +36,7 @@ class TaskHooks:
 
     def stored(self, outcome: Outcome, body: bytes) -> None:
         """An outcome of a job with this ``body`` was stored: call its task's hook, if any
-        (a retry calls none: the job has not ended)."""
+        (a retry calls none: the job has not ended). Never raises."""
         if outcome.kind == "retry":
             return
         try:
@@ -50,11 +50,15 @@ class TaskHooks:
             hook, arg = task.on_success, wire.decode(outcome.result)
         else:
             hook, arg = task.on_failure, {"error": outcome.error, "reason": outcome.reason, "job_id": outcome.id}
-        if hook is not None:
+        if hook is None:
+            return
+        try:
             self._start(hook, job, arg)
+        except Exception as exc:  # noqa: BLE001 - a hook never stops the worker storing outcomes
+            _log_failure(hook, job, exc)
 
     def _start(self, hook: OutcomeHook, job: Job, arg: Any) -> None:
-        if inspect.iscoroutinefunction(hook):
+        if is_async(hook):
             future: asyncio.Future[Any] = self._loop.create_task(hook(job, arg))
         else:
             if self._pool is None:
@@ -69,18 +73,35 @@ class TaskHooks:
             return
         exc = future.exception()
         if exc is not None:
-            logger.error(
-                "hook %s of job %s (%s) raised: %s", getattr(hook, "__qualname__", hook), job.id, job.name, exc,
-                exc_info=exc, extra={"job_id": job.id, "job_name": job.name, "component": "worker"},
-            )  # fmt: skip
+            _log_failure(hook, job, exc)
 
     async def drain(self, timeout_s: float) -> None:
-        """Wait for the hooks still running, at most ``timeout_s``; then stop the thread."""
+        """Wait for the hooks still running, at most ``timeout_s``; cancel the ``async``
+        ones left (a plain one left runs on, on its daemon thread) and log how many."""
         if self._running:
-            await asyncio.wait(list(self._running), timeout=timeout_s)
+            _, left = await asyncio.wait(list(self._running), timeout=max(0.0, timeout_s))
+            if left:
+                logger.warning("%d outcome hooks still running at exit: not waited for", len(left),
+                               extra={"component": "worker"})  # fmt: skip
+                for future in left:
+                    future.cancel()
         if self._pool is not None:
             self._pool.shutdown()
 
 
+def is_async(hook: OutcomeHook) -> bool:
+    """Whether calling ``hook`` returns a coroutine (an ``async def``, or an object whose
+    ``__call__`` is one)."""
+    call = type(hook).__call__ if not inspect.isfunction(hook) and not inspect.ismethod(hook) else None
+    return inspect.iscoroutinefunction(hook) or (call is not None and inspect.iscoroutinefunction(call))
+
+
 def _call(hook: OutcomeHook, job: Job, arg: Any) -> Any:
     return hook(job, arg)
+
+
+def _log_failure(hook: OutcomeHook, job: Job, exc: BaseException) -> None:
+    logger.error(
+        "hook %s of job %s (%s) raised: %s", getattr(hook, "__qualname__", hook), job.id, job.name, exc,
+        exc_info=exc, extra={"job_id": job.id, "job_name": job.name, "component": "worker"},
+    )  # fmt: skip

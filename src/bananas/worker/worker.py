@@ -387,8 +387,9 @@ class Worker:
             logger.warning("lease of job %s was lost; its outcome will be refused", lease.id)
 
     async def _drain(self, grace_s: float) -> None:
+        deadline = time.monotonic() + grace_s  # running jobs, then outcome hooks, share the grace period
         if self._offer is not None:
             await give_back_handed(self.broker, self.settings.worker.routing_keys, self._offer)
         await finish_running(self._running, self._all_idle, grace_s)
         await give_back_unfinished(self.broker, self._acker, self._held, max(5.0, self.settings.worker.lease_s))
-        await self._hooks.drain(grace_s)
+        await self._hooks.drain(max(1.0, deadline - time.monotonic()))

@@ -10,7 +10,7 @@ from typing import Any
 from bananas import wire
 from bananas.brokers.workflow import FAILURE_POLICIES, NodeRecord, WorkflowRecord
 from bananas.errors import ConfigurationError, PayloadError, WorkflowError
-from bananas.job import NodeInput, WorkflowLink, new_id, to_seconds
+from bananas.job import Job, NodeInput, WorkflowLink, new_id, to_seconds
 from bananas.submission import JobBuilder, JobSpec
 from bananas.workflows.canvas import DAG, Canvas, Signature
 from bananas.workflows.compiler import FIRST_UNSET, PlannedNode, plan
@@ -26,6 +26,8 @@ class WorkflowBuilder:
 
     def __init__(self, jobs: JobBuilder) -> None:
         self.jobs = jobs
+        #: every job built so far (for ``JobBuilder.submitted`` once the record is stored).
+        self.built: list[tuple[Job, bytes]] = []
 
     def build(self, canvas: Canvas, *, on_failure: str = "fail_fast", name: str | None = None) -> WorkflowRecord:
         """Validate the whole workflow before anything is stored.
@@ -57,6 +59,7 @@ class WorkflowBuilder:
         """
         workflow_id = new_id()
         job, body = self.jobs.build(spec, WorkflowLink(id=workflow_id, node=CALLBACK_PARENT))
+        self.built.append((job, body))
         delay_s = max(0.0, (job.scheduled_for or 0.0) - time.time())
         root = NodeRecord(CALLBACK_PARENT, job.id, job.name, job.routing_key, job.priority, [], [], body,
                           delay_s=delay_s)  # fmt: skip
@@ -92,6 +95,7 @@ class WorkflowBuilder:
                 raise ConfigurationError(f"delay must be >= 0 seconds, got {delay_s:g}")
             spec = JobSpec(sig.name, sig.payload, **options)
             job, body = self.jobs.build(spec, WorkflowLink(id=workflow_id, node=n.id, inputs=inputs))
+            self.built.append((job, body))
         except (PayloadError, ConfigurationError) as exc:
             raise WorkflowError(str(exc), n.id) from None
         return NodeRecord(n.id, job.id, job.name, job.routing_key, job.priority, n.parents, n.children, body,

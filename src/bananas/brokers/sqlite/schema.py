@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS workflow_nodes (
     routing_key   TEXT NOT NULL,
     priority      INTEGER NOT NULL,
     parents       TEXT NOT NULL,     -- JSON array of node ids
-    children      TEXT NOT NULL,     -- JSON array of node ids
+    children      TEXT NOT NULL,     -- JSON array of node ids (a callback's with its WHEN_MARKS mark)
     body          BLOB NOT NULL,     -- the node's encoded job
     allow_failure INTEGER NOT NULL,
     delay_s       REAL NOT NULL,

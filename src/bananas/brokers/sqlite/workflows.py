@@ -183,40 +183,54 @@ def cancel(s: Session, workflow_id: str) -> str | None:
 
 
 def retry(s: Session, workflow_id: str) -> int:
-    """``retry_workflow``: failed, cancelled and skipped nodes wait again for the parents
-    that did not complete; those with none left are enqueued (a failure callback whose
-    parent completed is not run)."""
+    """``retry_workflow``: failed, cancelled and skipped nodes wait again for their parents
+    that run again; those with none are enqueued. A node with callbacks keeps its outcome,
+    and a callback runs again only if its condition holds for that outcome."""
     with s.write() as c:
         row = c.execute("SELECT state FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
         if row is None or row[0] == "running":
             return 0
-        rows = c.execute("SELECT node, status, children FROM workflow_nodes WHERE workflow_id = ?",
-                         (workflow_id,)).fetchall()  # fmt: skip
-        status = {node: st for node, st, _ in rows}
-        # A failure callback whose parent completed stays skipped: its condition cannot hold.
-        unmet = {child for _, st, children in rows if st == "completed"
-                 for child, mark in map(edge, json.loads(children)) if mark == "!"}  # fmt: skip
-        redo = [
-            (node, parents) for node, parents in c.execute(
-                "SELECT node, parents FROM workflow_nodes WHERE workflow_id = ?"
-                " AND status IN ('failed', 'cancelled', 'skipped')", (workflow_id,),
-            ) if node not in unmet
-        ]  # fmt: skip
+        rows = c.execute("SELECT node, status, parents, children FROM workflow_nodes WHERE workflow_id = ?"
+                         " ORDER BY seq", (workflow_id,))  # fmt: skip
+        nodes = {n: (st, json.loads(ps), [edge(e) for e in json.loads(cs)]) for n, st, ps, cs in rows}
+        redo, kept_bad = _redo(nodes)
         if not redo:
             return 0
+        again = set(redo)
         c.executemany(
             "UPDATE workflow_nodes SET status = 'waiting', result = NULL, waiting = ?"
             " WHERE workflow_id = ? AND node = ?",
-            [(sum(1 for p in json.loads(parents) if status[p] != "completed"), workflow_id, node)
-             for node, parents in redo],
-        )  # fmt: skip
+            [(sum(1 for p in nodes[node][1] if p in again), workflow_id, node) for node in redo],
+        )
         now = time.time()
-        c.execute("UPDATE workflows SET state = 'running', finished_at = NULL, expires_at = ?, open = open + ?, bad = 0"
-                  " WHERE id = ?", (now + WORKFLOW_TTL_S, len(redo), workflow_id))  # fmt: skip
+        c.execute("UPDATE workflows SET state = 'running', finished_at = NULL, expires_at = ?, open = open + ?, bad = ?"
+                  " WHERE id = ?", (now + WORKFLOW_TTL_S, len(redo), kept_bad, workflow_id))  # fmt: skip
         for ready in c.execute(f"{_NODE} WHERE workflow_id = ? AND status = 'waiting' AND waiting = 0",
                                (workflow_id,)).fetchall():  # fmt: skip
             _release(s, c, workflow_id, ready, now)
         return len(redo)
+
+
+def _redo(nodes: dict[str, tuple[str, list[str], list[tuple[str, str]]]]) -> tuple[list[str], int]:
+    """The nodes ``retry`` runs again (in order), and how many failed nodes keep their
+    outcome (those with callbacks: their callbacks answered it)."""
+    candidates, kept_bad = set(), 0
+    for node, (st, _, children) in nodes.items():
+        if st in ("failed", "cancelled", "skipped"):
+            if any(mark for _, mark in children):
+                kept_bad += 1
+            else:
+                candidates.add(node)
+
+    def condition_holds(node: str) -> bool:
+        for parent in nodes[node][1]:
+            for child, mark in nodes[parent][2]:
+                unmet = mark and not edge_runs(mark, nodes[parent][0] == "completed", False)
+                if child == node and unmet and parent not in candidates:
+                    return False
+        return True
+
+    return [n for n in nodes if n in candidates and condition_holds(n)], kept_bad
 
 
 def state(s: Session, workflow_id: str) -> str:
