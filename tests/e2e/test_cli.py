@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -142,6 +143,20 @@ async def test_dead_letter_queue_commands(broker_url: str) -> None:
     assert await broker.list_jobs("failed") == []
     assert wire.decode(bananas("job", ids[0], "--json", "--url", broker_url).stdout)["status"] == "pending"
     await broker.close()
+
+
+def test_queues_are_paused_and_resumed(broker_url: str) -> None:
+    paused = bananas("queues", "pause", "reports", "--url", broker_url)
+    assert paused.returncode == 0 and paused.stdout.strip() == "reports paused", paused.stderr
+    again = bananas("queues", "pause", "reports", "--url", broker_url)
+    assert again.stdout.strip() == "reports was already paused"
+    listed = bananas("queues", "--url", broker_url)
+    assert listed.returncode == 0 and re.search(r"^reports .* paused\s*$", listed.stdout, re.M), listed.stdout
+    resumed = bananas("queues", "resume", "reports", "--url", broker_url)
+    assert resumed.stdout.strip() == "reports resumed"
+    assert re.search(r"^reports .* active\s*$", bananas("queues", "--url", broker_url).stdout, re.M)
+    bad = bananas("queues", "pause", "no spaces", "--url", broker_url)
+    assert bad.returncode == 2 and "routing key" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 
 
 def test_workflows_are_listed_and_drawn(broker_url: str) -> None:

@@ -33,7 +33,7 @@ async def test_a_version_3_database_gains_the_suspects_column_and_keeps_its_jobs
     assert seen is not None and seen.status is JobStatus.PROCESSING
     await broker.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
         assert "alone" in columns
 
@@ -55,6 +55,26 @@ async def test_a_version_4_database_gains_the_workflow_tables_and_keeps_its_jobs
     assert seen is not None and seen.status is JobStatus.PENDING
     await broker.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"workflows", "workflow_nodes"} <= tables
+
+
+async def test_a_version_5_database_gains_paused_keys_and_keeps_its_jobs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    job = Job(id=new_id(), name="t", payload={}, created_at=time.time())
+    broker = from_url(url)
+    await broker.enqueue([(job, wire.encode_job(job))])
+    await broker.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as Bananas with schema 5 left it
+        conn.execute("DROP TABLE paused_keys")
+        conn.execute("PRAGMA user_version = 5")
+    broker = from_url(url)
+    assert [s.paused for s in await broker.queue_stats()] == [False]
+    assert await broker.pause("default") is True
+    assert [s.paused for s in await broker.queue_stats()] == [True]
+    seen = await broker.get_job(job.id)
+    assert seen is not None and seen.status is JobStatus.PENDING
+    await broker.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6

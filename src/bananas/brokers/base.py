@@ -137,6 +137,7 @@ class QueueStats:
     oldest_ready_at: float | None = None  # unix time the longest-waiting ready job became ready
     next_scheduled_at: float | None = None  # unix time the earliest delayed or retry job is due
     suspects: int = 0  # recovered from a lost worker, waiting to run alone (``Broker.dequeue_alone``)
+    paused: bool = False  # ``Broker.pause``: workers take none of its jobs
 
     @property
     def ready(self) -> int:
@@ -364,6 +365,15 @@ class Broker(WorkflowStore, Protocol):
 
     async def purge_dead(self) -> int:
         """Delete all dead-lettered jobs; return how many."""
+
+    async def pause(self, routing_key: str, paused: bool = True) -> bool:
+        """Pause a routing key (``paused=False``: resume it): while paused, workers lease
+        none of its jobs (running ones finish; delays, retries and lease recovery go on),
+        and it stays paused across restarts. Returns whether its state changed.
+
+        Raises:
+            ConfigurationError: an illegal routing key.
+        """
 
     async def queue_stats(self) -> list[QueueStats]:
         """Depth of every known routing key."""

@@ -330,8 +330,18 @@ class AsyncClient:
         return await self.broker.purge_dead()
 
     async def queue_stats(self) -> list[QueueStats]:
-        """Depth of every routing key."""
+        """Depth of every routing key (and whether it is paused)."""
         return await self.broker.queue_stats()
+
+    async def pause(self, routing_key: str) -> bool:
+        """Pause a routing key: workers take none of its jobs (running ones finish;
+        submits, delays and retries go on), across restarts, until ``resume``. Returns
+        False when it was paused already (docs/FLOW_CONTROL.md)."""
+        return await self.broker.pause(routing_key, True)
+
+    async def resume(self, routing_key: str) -> bool:
+        """Resume a paused routing key; False when it was not paused."""
+        return await self.broker.pause(routing_key, False)
 
     async def metrics(self) -> MetricsSnapshot:
         """A typed snapshot: queue depths, recent counts, durations and error rate, uptime.

@@ -280,6 +280,14 @@ class Client:
         """See ``AsyncClient.queue_stats``."""
         return self._run(AsyncClient.queue_stats)
 
+    def pause(self, routing_key: str) -> bool:
+        """See ``AsyncClient.pause``."""
+        return self._run(AsyncClient.pause, routing_key)
+
+    def resume(self, routing_key: str) -> bool:
+        """See ``AsyncClient.resume``."""
+        return self._run(AsyncClient.resume, routing_key)
+
     def metrics(self) -> MetricsSnapshot:
         """See ``AsyncClient.metrics``."""
         return self._run(AsyncClient.metrics)

@@ -12,7 +12,7 @@ from bananas.brokers.redis import layout
 from bananas.brokers.redis.guard import guard
 from bananas.brokers.redis.layout import ms, prefix
 from bananas.brokers.redis.store import MAX_BLOCK_S, RedisStore
-from bananas.job import Job
+from bananas.job import Job, check_routing_key
 
 
 class RedisInspection(RedisStore):
@@ -132,12 +132,21 @@ class RedisInspection(RedisStore):
     @guard("queue stats")
     async def queue_stats(self) -> list[QueueStats]:
         rks = await self._routing_keys()
-        keys = ("ready", "scheduled", "leases", "dead", "suspects")
+        keys = ("ready", "scheduled", "leases", "dead", "suspects", "paused")
         results = await self._calls("stats", [([prefix(rk) + k for k in keys], ()) for rk in rks])
         stats = []
         for rk, res in zip(rks, results, strict=True):
-            by_prio = {int(res[i]): int(res[i + 1]) for i in range(6, len(res), 2)}
+            by_prio = {int(res[i]): int(res[i + 1]) for i in range(7, len(res), 2)}
             oldest = int(res[3]) / 1000 if int(res[3]) >= 0 else None
             due = int(res[4]) / 1000 if int(res[4]) >= 0 else None
-            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest, due, int(res[5])))
+            stats.append(QueueStats(rk, by_prio, int(res[0]), int(res[1]), int(res[2]), oldest, due, int(res[5]),
+                                    paused=res[6] == 1))  # fmt: skip
         return stats
+
+    @guard("pause routing key")
+    async def pause(self, routing_key: str, paused: bool = True) -> bool:
+        p = prefix(check_routing_key(routing_key))
+        changed = await self._s["pause"](
+            [p + "paused", p + "idle", p + "signal"], ["1" if paused else "0", routing_key]
+        )
+        return bool(changed)

@@ -35,7 +35,7 @@ from bananas.brokers.sqlite.engine import Engine, Session
 from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
 from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
 from bananas.errors import BananasError
-from bananas.job import Job
+from bananas.job import Job, check_routing_key
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +289,11 @@ class SQLiteBroker(Broker):
 
     async def queue_stats(self) -> list[QueueStats]:
         return await self._run("queue stats", inspection.queue_stats)
+
+    async def pause(self, routing_key: str, paused: bool = True) -> bool:
+        fn = functools.partial(ops.pause, routing_key=check_routing_key(routing_key), paused=paused)
+        changed: bool = await self._run("pause routing key", fn)
+        return changed
 
     # --- workflows ---------------------------------------------------------------
     async def submit_workflow(self, record: WorkflowRecord) -> None:

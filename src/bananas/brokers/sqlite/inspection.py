@@ -131,6 +131,8 @@ def queue_stats(s: Session) -> list[QueueStats]:
         due = "SELECT routing_key, min(scheduled_for) FROM jobs WHERE status = 'scheduled' GROUP BY 1"
         for rk, at in c.execute(due):
             stats.setdefault(rk, QueueStats(rk)).next_scheduled_at = at
+        for (rk,) in c.execute("SELECT name FROM paused_keys"):
+            stats.setdefault(rk, QueueStats(rk)).paused = True
     for st in stats.values():
         st.ready_by_priority = dict(sorted(st.ready_by_priority.items(), reverse=True))
     return sorted(stats.values(), key=lambda st: st.routing_key)

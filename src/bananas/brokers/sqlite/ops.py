@@ -101,9 +101,11 @@ def dequeue(
             if due is not None and due <= now:
                 _duties(s, c, now, reclaim.max_deliveries, reclaim.failed_ttl_s)
                 due = _next_due(c)
-            if suspects.claim(c, routing_keys, worker, lease_s, now, only.names if only is not None else ()):
-                out.isolate = True
-                return out, due
+        routing_keys = unpaused(c, routing_keys)
+        names = only.names if only is not None else ()
+        if reclaim is not None and suspects.claim(c, routing_keys, worker, lease_s, now, names):
+            out.isolate = True
+            return out, due
         for rk in routing_keys:
             want = count - len(out)
             if want <= 0:
@@ -114,11 +116,29 @@ def dequeue(
     return out, due
 
 
+def unpaused(c: sqlite3.Connection, routing_keys: Sequence[str]) -> list[str]:
+    """The routing keys not paused (``Broker.pause``), in their order."""
+    paused = {r[0] for r in c.execute("SELECT name FROM paused_keys")}
+    return [rk for rk in routing_keys if rk not in paused] if paused else list(routing_keys)
+
+
+def pause(s: Session, routing_key: str, paused: bool) -> bool:
+    """``Broker.pause``: whether the state changed (resuming wakes the key's workers)."""
+    with s.write() as c:
+        c.execute("INSERT OR IGNORE INTO routing_keys (name) VALUES (?)", (routing_key,))
+        if paused:
+            return c.execute("INSERT OR IGNORE INTO paused_keys (name) VALUES (?)", (routing_key,)).rowcount > 0
+        changed = c.execute("DELETE FROM paused_keys WHERE name = ?", (routing_key,)).rowcount > 0
+        if changed:
+            s.touch(work_topic(routing_key))
+        return changed
+
+
 def has_work(s: Session, routing_keys: Sequence[str]) -> bool:
-    """Whether a job is ready in one of the routing keys."""
+    """Whether a job is ready in one of the routing keys (not paused)."""
     c = s.conn
     with s.hub.read_lock():
-        for rk in routing_keys:
+        for rk in unpaused(c, routing_keys):
             if c.execute(_HAS_WORK, (rk,)).fetchone():
                 return True
     return False

@@ -21,7 +21,8 @@ from bananas.errors import BrokerError, PayloadError
 from bananas.job import Job, JobStatus
 
 #: Bumped when the tables change; stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 5  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects; 5: workflows
+SCHEMA_VERSION = 6  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects; 5: workflows;
+# 6: paused routing keys
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -58,6 +59,7 @@ CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS 
 CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (status, coalesce(finished_at, created_at));
 CREATE INDEX IF NOT EXISTS jobs_suspects ON jobs (routing_key, ready_at, id) WHERE status = 'suspect';
 CREATE TABLE IF NOT EXISTS routing_keys (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS paused_keys (name TEXT PRIMARY KEY) WITHOUT ROWID;  -- Broker.pause
 CREATE TABLE IF NOT EXISTS leader (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,

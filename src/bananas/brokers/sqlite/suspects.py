@@ -72,7 +72,8 @@ def dequeue_alone(
     take = _only(_TAKE, names)
     with s.write() as c:
         now = time.time()
-        for rk in routing_keys:
+        paused = {r[0] for r in c.execute("SELECT name FROM paused_keys")}
+        for rk in (k for k in routing_keys if k not in paused):
             row = c.execute(take, (now, worker, now + lease_s, rk, *names)).fetchone()
             if row is not None:
                 c.execute(_CLAIM, (_claim_name(rk), worker, now + lease_s))

@@ -37,13 +37,16 @@ end
 -- Handed jobs ("deadline|#id|" .. id .. body) are leased already: take those still held
 -- by their first delivery to this worker (a lease that ran out was given back meanwhile).
 local reclaim = ARGV[8] and ARGV[8] ~= ''
+-- A paused routing key (pause.lua): its scheduler duties run, handed jobs (leased before
+-- the pause) are taken, nothing else; the signal is cleared so the worker sleeps.
+local paused = redis.call('EXISTS', ARGV[1] .. 'paused') == 1
 if reclaim then
   local now = tonumber(ARGV[3])
   local moved = move_due(ARGV[1], KEYS[1], KEYS[6], now, 1000)
   local recovered = reclaim_leases(ARGV[1], KEYS[1], KEYS[2], KEYS[7], now, 1000, ARGV[8], ARGV[9])
   -- Tokens for what this call will not take (cleared below if it takes all there is).
   if moved + recovered > 0 then wake_workers(KEYS[3], moved + recovered) end
-  if claim_isolation(ARGV[1], ARGV[5], tonumber(ARGV[4]) - tonumber(ARGV[3]), {}) then
+  if not paused and claim_isolation(ARGV[1], ARGV[5], tonumber(ARGV[4]) - tonumber(ARGV[3]), {}) then
     if ARGV[6] ~= '' then redis.call('ZREM', KEYS[4], ARGV[6]) end
     return {next_due(KEYS[6], KEYS[2]), 1}
   end
@@ -64,10 +67,10 @@ if ARGV[6] and ARGV[6] ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
   end
 end
 
-local popped = redis.call('ZPOPMIN', KEYS[1], count - #out / 4)
+local popped = paused and {} or redis.call('ZPOPMIN', KEYS[1], count - #out / 4)
 if #out / 4 + #popped / 2 < count then
   redis.call('DEL', KEYS[3])
-  if ARGV[6] and ARGV[6] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6]) end
+  if ARGV[6] and ARGV[6] ~= '' and not paused then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6]) end
 end
 local unindex = {}  -- name -> ids to drop from its ready index, one ZREM per name
 for i = 1, #popped, 2 do

@@ -9,7 +9,8 @@
 -- Returns {id, body, attempts, token} or false.
 local names = {}
 for i = 6, #ARGV do names[ARGV[i]] = true end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, 99)) do
+local paused = redis.call('EXISTS', ARGV[1] .. 'paused') == 1  -- (pause.lua): no suspect runs
+for _, id in ipairs(paused and {} or redis.call('ZRANGE', KEYS[1], 0, 99)) do
   local jk = ARGV[1] .. 'job:' .. id
   local cur = redis.call('HMGET', jk, 'status', 'body', 'attempts', 'deliveries', 'unacked')
   if cur[1] ~= 'pending' then
@@ -26,6 +27,6 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, 99)) do
 end
 if redis.call('GET', KEYS[3]) == ARGV[4] then
   redis.call('DEL', KEYS[3])
-  if redis.call('ZCARD', KEYS[1]) > 0 then wake_workers(KEYS[4], 1) end
+  if not paused and redis.call('ZCARD', KEYS[1]) > 0 then wake_workers(KEYS[4], 1) end
 end
 return false

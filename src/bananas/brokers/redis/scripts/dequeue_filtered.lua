@@ -26,6 +26,7 @@ local bands = {}
 for i = 1, nb do bands[i] = {ARGV[8 + 2 * i], ARGV[9 + 2 * i]} end
 if nb == 0 then bands[1] = {'-inf', '+inf'} end
 local reclaim = ARGV[7] ~= ''
+local paused = redis.call('EXISTS', prefix .. 'paused') == 1  -- duties only (dequeue.lua)
 if reclaim then
   local now = tonumber(ARGV[3])
   local moved = move_due(prefix, KEYS[1], KEYS[4], now, 1000)
@@ -33,7 +34,7 @@ if reclaim then
   if moved + recovered > 0 then wake_workers(KEYS[3], moved + recovered) end
   local served = {}
   for _, name in ipairs(names) do served[name] = true end
-  if claim_isolation(prefix, ARGV[5], tonumber(ARGV[4]) - tonumber(ARGV[3]), served) then
+  if not paused and claim_isolation(prefix, ARGV[5], tonumber(ARGV[4]) - tonumber(ARGV[3]), served) then
     return {next_due(KEYS[4], KEYS[2]), 1}
   end
 end
@@ -82,6 +83,10 @@ end
 
 local out = {}
 local taken = 0
+if paused then
+  bands = {}
+  redis.call('DEL', KEYS[3])
+end
 for _, band in ipairs(bands) do
   if taken >= want then break end
   for _, id in ipairs(candidates(band)) do

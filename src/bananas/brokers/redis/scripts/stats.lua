@@ -1,10 +1,11 @@
 -- Depth of one routing key:
---   {scheduled, processing, dead, oldest_ready_ms, next_scheduled_ms, suspects, prio1, n1, prio2, n2, ...}
+--   {scheduled, processing, dead, oldest_ready_ms, next_scheduled_ms, suspects, paused (0|1),
+--    prio1, n1, prio2, n2, ...}
 -- (oldest_ready_ms: when the longest-waiting ready job became ready; next_scheduled_ms: when
 -- the earliest scheduled job is due; -1 when none)
--- KEYS: 1 ready, 2 scheduled, 3 leases, 4 dead, 5 suspects
+-- KEYS: 1 ready, 2 scheduled, 3 leases, 4 dead, 5 suspects, 6 paused
 local out = {redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), -1, -1,
-  redis.call('ZCARD', KEYS[5])}
+  redis.call('ZCARD', KEYS[5]), redis.call('EXISTS', KEYS[6])}
 local first_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if first_due[2] then out[5] = string.format('%.0f', tonumber(first_due[2])) end
 if redis.call('ZCARD', KEYS[1]) > 0 then
