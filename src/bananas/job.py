@@ -200,6 +200,8 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
     result: Any = None
     #: set on the jobs of a workflow's nodes (docs/WORKFLOWS.md)
     workflow: WorkflowLink | None = None
+    #: unix time after which the job, not started yet, never runs (``cancelled``/``expired``)
+    expires_at: float | None = None
     v: int = WIRE_VERSION
     # Fields below are filled by the broker when a job is read back.
     reason: str | None = None

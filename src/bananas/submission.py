@@ -57,6 +57,7 @@ class JobSpec:
     max_retries: int | None = None
     timeout: Duration | None = None
     headers: Mapping[str, str] | None = None
+    expires: Duration | datetime | None = None
 
 
 class JobBuilder:
@@ -126,6 +127,7 @@ class JobBuilder:
             description=spec.description,
             headers=dict(spec.headers) if spec.headers else {},
             workflow=workflow,
+            expires_at=None if spec.expires is None else expiry(now, spec.expires, scheduled_for),
         )
         if self.middleware is not None:
             self.middleware.before_submit(job)
@@ -211,6 +213,25 @@ def run_at(now: float, delay: Duration | None, at: datetime | None) -> float | N
     if seconds < 0:
         raise ConfigurationError(f"delay must be >= 0 seconds, got {seconds:g}")
     return now + seconds
+
+
+def expiry(now: float, expires: Duration | datetime, due: float | None) -> float:
+    """The unix time a job given ``expires`` (seconds from now, or an aware datetime)
+    expires.
+
+    Raises:
+        ConfigurationError: not in the future, a naive datetime, or not after the job is due.
+    """
+    if isinstance(expires, datetime):
+        if expires.tzinfo is None:
+            raise ConfigurationError("expires must be a timezone-aware datetime")
+        at = expires.timestamp()
+    else:
+        seconds = to_seconds(expires, "expires")
+        at = now + (seconds or 0.0)
+    if at <= (due or now):
+        raise ConfigurationError("expires must be later than when the job is due (now, or its delay/at)")
+    return at
 
 
 class _BoundedSet(set[str]):

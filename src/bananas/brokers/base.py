@@ -51,7 +51,7 @@ class JobFilter:
     names: tuple[str, ...] = ()
 
 
-OutcomeKind = Literal["completed", "retry", "failed"]
+OutcomeKind = Literal["completed", "retry", "failed", "cancelled"]
 
 
 @dataclass(slots=True)

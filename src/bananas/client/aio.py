@@ -122,6 +122,8 @@ class AsyncClient:
             max_retries: retries after the first attempt (default: task, then settings).
             timeout: seconds one attempt may run.
             headers: string headers carried with the job (trace context and the like).
+            expires: seconds from now, or an aware datetime: a job not started by then
+                never runs and ends ``cancelled`` with reason ``expired``.
             on_success: a Signature (or a list) enqueued, in the same atomic step as the
                 job's outcome, when the job completes; it receives the result in its
                 first unset parameter (docs/WORKFLOWS.md, "Callbacks").

@@ -23,6 +23,7 @@ class WaitedJobOptions(TypedDict, total=False):
     description: str
     max_retries: int | None
     headers: Mapping[str, str] | None
+    expires: Duration | datetime | None
 
 
 class SubmitOptions(WaitedJobOptions, total=False):

@@ -20,6 +20,11 @@ EXACT_UNDER_S = 10.0
 SWEEP_S = 1.0
 
 
+class JobCancelled(Exception):
+    """Raised by ``Deadlines.run`` when ``Deadlines.cancel`` stopped the coroutine (the job
+    was cancelled while running)."""
+
+
 class Deadlines:
     """Runs coroutines under a timeout, raising ``TimeoutError`` when it passes.
 
@@ -33,6 +38,8 @@ class Deadlines:
         self._sweep_s = sweep_s
         self._running: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
+        self._cancelled: set[asyncio.Task[Any]] = set()
+        self._timed: set[asyncio.Task[Any]] = set()  # running under a timer of their own
         self._sweep: asyncio.TimerHandle | None = None
 
     async def run(self, coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
@@ -43,6 +50,7 @@ class Deadlines:
         loop = asyncio.get_running_loop()
         if timeout_s < self._exact_under_s:
             handle = loop.call_at(loop.time() + timeout_s, self._expire, me)
+            self._timed.add(me)
         else:
             self._running[me] = loop.time() + timeout_s
             if self._sweep is None:
@@ -50,19 +58,42 @@ class Deadlines:
         try:
             return await coro
         except asyncio.CancelledError:
-            if me in self._expired:
-                self._expired.discard(me)
-                if me.uncancel() == 0:  # our deadline, not also a shutdown
-                    raise TimeoutError(f"timed out after {timeout_s:g} s") from None
+            ours = self._ours(me, timeout_s)
+            if ours is not None:
+                raise ours from None
             raise
         finally:
-            if self._expired and me in self._expired:  # the handler swallowed our cancel:
-                self._expired.discard(me)  # take it back, so that it cannot hit the next job
-                me.uncancel()
+            for mine in (self._expired, self._cancelled):
+                if mine and me in mine:  # the handler swallowed our cancel:
+                    mine.discard(me)  # take it back, so that it cannot hit the next job
+                    me.uncancel()
             if timeout_s < self._exact_under_s:
                 handle.cancel()
+                self._timed.discard(me)
             else:
                 del self._running[me]
+
+    def _ours(self, me: asyncio.Task[Any], timeout_s: float) -> Exception | None:
+        """What a cancel of ``me`` means when it was ours alone (not also a shutdown): its
+        deadline passed (``TimeoutError``) or its job was cancelled (``JobCancelled``)."""
+        if me in self._expired:
+            self._expired.discard(me)
+            if me.uncancel() == 0:
+                return TimeoutError(f"timed out after {timeout_s:g} s")
+        if me in self._cancelled:
+            self._cancelled.discard(me)
+            if me.uncancel() == 0:
+                return JobCancelled("cancelled while running")
+        return None
+
+    def cancel(self, task: asyncio.Task[Any]) -> bool:
+        """Stop the coroutine ``task`` awaits in ``run``: ``run`` raises ``JobCancelled``.
+        False when ``task`` is not running one."""
+        if task not in self._running and task not in self._timed:
+            return False
+        self._cancelled.add(task)
+        task.cancel()
+        return True
 
     def _expire(self, task: asyncio.Task[Any]) -> None:
         self._expired.add(task)

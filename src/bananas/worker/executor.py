@@ -8,6 +8,7 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bananas import wire
@@ -20,7 +21,7 @@ from bananas.registry import TaskDefinition
 from bananas.settings import JobDefaults
 from bananas.signing import Signer
 from bananas.sources import resolve, source_nodes
-from bananas.worker.deadlines import Deadlines
+from bananas.worker.deadlines import Deadlines, JobCancelled
 from bananas.worker.threads import DaemonPool
 
 logger = logging.getLogger(__name__)
@@ -83,13 +84,15 @@ class Executor:
         return outcome
 
     def _decode(self, d: Delivery) -> Job | Outcome:
-        """The job, or the outcome of a body that is not one (or not signed right)."""
+        """The job, or the outcome of a body that is not one (or not signed right), or of a
+        job that expired before it started."""
         if self._signer is not None and (refused := self._signer.check(d.body)) is not None:
             return self._dead(d, d.attempts + 1, DeadReason.SIGNATURE_INVALID, refused)
         try:
-            return wire.decode_job(d.body)
+            job = wire.decode_job(d.body)
         except PayloadError as exc:
             return self._dead(d, d.attempts + 1, DeadReason.MALFORMED, str(exc))
+        return job if job.expires_at is None else self._unexpired(d, job)
 
     async def _fill_inputs(self, d: Delivery, job: Job) -> Outcome | None:
         """A workflow node: put its parents' results into its payload (``None``), or the
@@ -154,6 +157,8 @@ class Executor:
                 result = await self._call_sync(task, kwargs, timeout_s)
         except asyncio.CancelledError:
             raise
+        except JobCancelled:
+            return self.cancelled(d, "cancelled", "cancelled while running", attempt)
         except PermanentError as exc:
             ran = _ms_since(started)
             return self._dead(d, attempt, DeadReason.PERMANENT, _describe(exc), traceback.format_exc(), job=job,
@@ -175,6 +180,25 @@ class Executor:
             ms = _ms_since(started)
             logger.debug("job %s done in %.1f ms", d.id, ms, extra={**extra, "duration_ms": ms})
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
+
+    def _unexpired(self, d: Delivery, job: Job) -> Job | Outcome:
+        """The job, or its outcome when it expired before its first attempt (``expires``)."""
+        if job.expires_at is None or d.attempts > 0 or time.time() < job.expires_at:
+            return job
+        return self.cancelled(d, "expired", f"expired: not started by {_iso(job.expires_at)}")
+
+    def cancelled(self, d: Delivery, reason: str, error: str, attempt: int | None = None) -> Outcome:
+        """The outcome of a job that ends ``cancelled`` (``expired`` before it started, or
+        ``cancelled`` while running)."""
+        logger.info("job %s %s: %s", d.id, reason, error,
+                    extra={"job_id": d.id, "routing_key": d.routing_key, "reason": reason})  # fmt: skip
+        return Outcome(d.id, d.routing_key, d.token, "cancelled", attempt or d.attempts, error=error, reason=reason)
+
+    def cancel(self, slot: asyncio.Task[Any]) -> bool:
+        """Stop the ``async`` handler ``slot`` runs (``client.cancel`` of a running job): it
+        ends ``cancelled``. False when it runs none (a plain handler only sees
+        ``ctx.cancelled``)."""
+        return self._deadlines.cancel(slot)
 
     def internal_error(self, d: Delivery, exc: BaseException) -> Outcome:
         """The outcome of an attempt that failed inside Bananas rather than in the handler:
@@ -269,6 +293,10 @@ class Executor:
             d.id, d.routing_key, d.token, "failed", attempt,
             error=error, traceback=tb[-MAX_TRACEBACK_CHARS:], reason=reason.value,
         )  # fmt: skip
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def _ms_since(started: float) -> float:

@@ -43,15 +43,22 @@ class Backoff:
 class Held:
     """A delivery this worker holds until its outcome is stored."""
 
-    __slots__ = ("ctx", "delivery", "started")
+    __slots__ = ("cancel_requested", "ctx", "delivery", "started")
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.ctx: list[Context] = []
         self.started: float | None = None  # monotonic, once a slot runs it
+        self.cancel_requested = False  # client.cancel while it runs: it ends cancelled
 
     @property
     def lease(self) -> Lease:
         """The lease, as renewals quote it (made when asked: renewals are rare, jobs are not)."""
         d = self.delivery
         return Lease(d.id, d.routing_key, d.token)
+
+
+def log_refused(job_id: str) -> None:
+    """An outcome the broker refused: the job's lease had been reclaimed (a duplicate run)."""
+    logger.warning("outcome of job %s refused: its lease was reclaimed (duplicate run)", job_id,
+                   extra={"job_id": job_id, "component": "worker"})  # fmt: skip

@@ -26,7 +26,7 @@ from bananas.worker.drain import finish_running, give_back_handed, give_back_unf
 from bananas.worker.executor import Executor
 from bananas.worker.fetching import FetchTask
 from bananas.worker.heartbeat import Heartbeat
-from bananas.worker.held import Backoff, Held
+from bananas.worker.held import Backoff, Held, log_refused
 from bananas.worker.hooks import TaskHooks
 from bananas.worker.isolation import run_suspects
 from bananas.worker.leases import LeaseKeeper
@@ -202,10 +202,8 @@ class Worker:
         self.registry.workers.discard(self)
         if self.middleware is not None:
             self.middleware.worker_stop(self)
-        logger.info(
-            "worker %s stopped after %d jobs", self.id, self.processed,
-            extra={"component": "worker", "worker_id": self.id},
-        )  # fmt: skip
+        logger.info("worker %s stopped after %d jobs", self.id, self.processed,
+                    extra={"component": "worker", "worker_id": self.id})  # fmt: skip
 
     async def _fetch_loop(self) -> None:
         w = self.settings.worker
@@ -232,7 +230,9 @@ class Worker:
                 self._fetch.phase = "call"
                 batch = await self.broker.dequeue(w.routing_keys, free, w.lease_s, self.id, only, offer, reclaim)
                 if batch.isolate:
-                    await self._run_suspects()
+                    me = (self.id, w.routing_keys, w.lease_s, w.job_types)  # run suspects alone (isolation)
+                    await run_suspects(self.broker, me, self._held, self._slot_free, self._hold, self._fetch,
+                                       lambda: self._stopping)  # fmt: skip
                     continue
                 if not batch and not self._stopping:
                     self._fetch.phase = "block"
@@ -253,14 +253,6 @@ class Worker:
             backoff.recovered(self.id)
             self._hold(batch)
             await asyncio.sleep(0)  # the slots start these jobs before the next fetch is sent
-
-    async def _run_suspects(self) -> None:
-        """Run suspects alone (``isolation``), the duty this worker was given."""
-        w = self.settings.worker
-        me = (self.id, w.routing_keys, w.lease_s, w.job_types)
-        await run_suspects(
-            self.broker, me, self._held, self._slot_free, self._hold, self._fetch, lambda: self._stopping
-        )
 
     def _hold(self, batch: list[Delivery]) -> None:
         """Hold fetched deliveries until their outcomes are stored, and start them."""
@@ -340,6 +332,8 @@ class Worker:
         except BaseException as exc:  # judged like any failed attempt: retried, then dead-lettered
             logger.exception("internal error running job %s", held.delivery.id)
             outcome = self._executor.internal_error(held.delivery, exc)
+        if held.cancel_requested and outcome.kind != "cancelled":
+            outcome = self._executor.cancelled(held.delivery, "cancelled", "cancelled while running", outcome.attempts)
         self._acker.add(outcome)
         self._outcomes += 1
         self._slot_free.set()
@@ -360,10 +354,7 @@ class Worker:
                 self._on_ack.after_ack(outcome, ok)
             if not ok:
                 self.duplicates += 1
-                logger.warning(
-                    "outcome of job %s refused: its lease was reclaimed (duplicate run)", outcome.id,
-                    extra={"job_id": outcome.id, "component": "worker"},
-                )  # fmt: skip
+                log_refused(outcome.id)
         self.processed += len(batch)
         self._slot_free.set()
         for listener in list(self.on_stored):
@@ -377,14 +368,25 @@ class Worker:
         return [h.lease for h in list(self._held.values())]
 
     def _on_lease_state(self, lease: Lease, state: LeaseState) -> None:
-        held = self._held.get(lease.id)
-        if held is None:
+        if lease.id not in self._held:
             return
-        if state == "cancel":
-            for ctx in held.ctx:
-                flag_cancelled(ctx)
-        else:
+        if state != "cancel":
             logger.warning("lease of job %s was lost; its outcome will be refused", lease.id)
+        elif self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the worker is gone
+                self._loop.call_soon_threadsafe(self._cancel_running, lease.id)
+
+    def _cancel_running(self, job_id: str) -> None:
+        """A cancel of a running job (event-loop thread, once): ``ctx.cancelled`` is set, an
+        async handler's task is cancelled; whatever the handler does, it ends ``cancelled``."""
+        held = self._held.get(job_id)
+        if held is None or held.cancel_requested:
+            return
+        held.cancel_requested = True
+        for ctx in held.ctx:
+            flag_cancelled(ctx)
+        for slot in [slot for slot, h in self._running.items() if h is held]:
+            self._executor.cancel(slot)
 
     async def _drain(self, grace_s: float) -> None:
         deadline = time.monotonic() + grace_s  # running jobs, then outcome hooks, share the grace period

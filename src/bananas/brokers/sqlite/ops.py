@@ -14,7 +14,18 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from bananas.brokers.base import Batch, Delivery, JobFilter, LeaderLock, Lease, LeaseState, Outcome, Reclaim, TickReport
+from bananas.brokers.base import (
+    CANCELLED_TTL_S,
+    Batch,
+    Delivery,
+    JobFilter,
+    LeaderLock,
+    Lease,
+    LeaseState,
+    Outcome,
+    Reclaim,
+    TickReport,
+)
 from bananas.brokers.sqlite import suspects, workflows
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
@@ -150,6 +161,19 @@ def _held(c: sqlite3.Connection, items: Sequence[Outcome] | Sequence[Lease]) -> 
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in c.execute(sql, (ids_json(items),))}
 
 
+#: How ``ack`` stores completed, retry, failed and cancelled outcomes (in that order).
+_OUTCOME_UPDATES = (
+    "UPDATE jobs SET status = 'completed', result = ?, attempts = ?, finished_at = ?, expires_at = ?,"
+    " unacked = 0, lease_deadline = NULL WHERE rowid = ?",
+    "UPDATE jobs SET status = 'scheduled', error = ?, traceback = ?, attempts = ?, scheduled_for = ?,"
+    " unacked = 0, lease_deadline = NULL WHERE rowid = ?",
+    "UPDATE jobs SET status = 'failed', error = ?, traceback = ?, reason = ?, attempts = ?, finished_at = ?,"
+    " expires_at = ?, unacked = 0, lease_deadline = NULL WHERE rowid = ?",
+    "UPDATE jobs SET status = 'cancelled', error = ?, reason = ?, attempts = ?, finished_at = ?,"
+    " expires_at = ?, unacked = 0, lease_deadline = NULL WHERE rowid = ?",
+)
+
+
 def ack(s: Session, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> list[bool]:
     """Store outcomes and release leases; False where the token is stale or the job is
     no longer processing (a second outcome for one delivery is refused too)."""
@@ -157,6 +181,7 @@ def ack(s: Session, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> li
     completed: list[tuple[object, ...]] = []
     retry: list[tuple[object, ...]] = []
     failed: list[tuple[object, ...]] = []
+    cancelled: list[tuple[object, ...]] = []
     with s.write() as c:
         now = time.time()
         held = _held(c, outcomes)
@@ -175,26 +200,17 @@ def ack(s: Session, outcomes: Sequence[Outcome], ttl: tuple[float, float]) -> li
             elif o.kind == "retry":
                 retry.append((o.error, o.traceback, o.attempts, o.retry_at, cur[0]))
                 s.touch(SCHEDULE_TOPIC)
+            elif o.kind == "cancelled":
+                cancelled.append((o.error, o.reason, o.attempts, now, now + CANCELLED_TTL_S, cur[0]))
+                ended.append((o.id, "cancelled", error_object(o.id, o.error, o.reason)))
             else:
                 failed.append((o.error, o.traceback, o.reason, o.attempts, now, now + ttl[1], cur[0]))
                 ended.append((o.id, "failed", error_object(o.id, o.error, o.reason)))
             if o.kind != "retry":
                 s.touch(job_topic(o.id))
-        c.executemany(
-            "UPDATE jobs SET status = 'completed', result = ?, attempts = ?, finished_at = ?, expires_at = ?,"
-            " unacked = 0, lease_deadline = NULL WHERE rowid = ?",
-            completed,
-        )
-        c.executemany(
-            "UPDATE jobs SET status = 'scheduled', error = ?, traceback = ?, attempts = ?, scheduled_for = ?,"
-            " unacked = 0, lease_deadline = NULL WHERE rowid = ?",
-            retry,
-        )
-        c.executemany(
-            "UPDATE jobs SET status = 'failed', error = ?, traceback = ?, reason = ?, attempts = ?, finished_at = ?,"
-            " expires_at = ?, unacked = 0, lease_deadline = NULL WHERE rowid = ?",
-            failed,
-        )
+        for sql, rows in zip(_OUTCOME_UPDATES, (completed, retry, failed, cancelled), strict=True):
+            if rows:
+                c.executemany(sql, rows)
         workflows.finished(s, c, ended, now)
     return accepted
 

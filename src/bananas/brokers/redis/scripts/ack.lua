@@ -2,7 +2,8 @@
 -- KEYS: 1 leases, 2 scheduled, 3 dead, 4 finished
 -- ARGV: 1 prefix, 2 now (ms), 3 completed ttl (ms), 4 failed ttl (ms), 5 number of completed outcomes N,
 --       then N completed outcomes as: id, token, attempts, result
---       then the other outcomes as: id, token, kind, attempts, error, traceback, reason, retry_at (ms)
+--       then the other outcomes (retry, failed, cancelled) as: id, token, kind, attempts, error, traceback,
+--       reason, retry_at (ms)
 -- Returns 1 (stored) or 0 (refused) per outcome, in that order.
 local prefix, now = ARGV[1], ARGV[2]
 local res = {}
@@ -58,6 +59,18 @@ for i = first_other, #ARGV, 8 do
       'attempts', ARGV[i + 3], 'scheduled_for', ARGV[i + 7], 'unacked', 0)
     redis.call('ZADD', KEYS[2], ARGV[i + 7], id)
     wake_if_earliest(KEYS[2], ARGV[i + 7], prefix .. 'signal')
+  elseif jk and kind == 'cancelled' then  -- expired before it started, or cancelled while running
+    redis.call('HSET', jk, 'status', 'cancelled', 'error', ARGV[i + 4], 'reason', ARGV[i + 6],
+      'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)
+    redis.call('EXPIRE', jk, CANCELLED_TTL_S)
+    finished[#finished + 1] = now
+    finished[#finished + 1] = id
+    if watch then notify_waiter(prefix, id) end
+    if wf then
+      local value = wf_error(id, ARGV[i + 4], ARGV[i + 6])
+      wf_collect(ended, wf, {node = node, status = 'cancelled', value = value, allow = allow, children = children},
+        tonumber(now))
+    end
   elseif jk then
     redis.call('HSET', jk, 'status', 'failed', 'error', ARGV[i + 4], 'traceback', ARGV[i + 5],
       'reason', ARGV[i + 6], 'attempts', ARGV[i + 3], 'finished_at', now, 'unacked', 0)
