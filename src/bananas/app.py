@@ -125,6 +125,9 @@ class Bananas:
         retry: RetryPolicy | None = None,
         on_success: OutcomeHook | None = None,
         on_failure: OutcomeHook | None = None,
+        unique_key: Callable[[dict[str, Any]], str] | None = None,
+        unique_ttl: Duration | None = None,
+        unique_mode: str | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -140,6 +143,9 @@ class Bananas:
         retry: RetryPolicy | None = None,
         on_success: OutcomeHook | None = None,
         on_failure: OutcomeHook | None = None,
+        unique_key: Callable[[dict[str, Any]], str] | None = None,
+        unique_ttl: Duration | None = None,
+        unique_mode: str | None = None,
     ) -> Task[Any, Any] | TaskDecorator:
         """Register a handler (async or sync) as a task. Usable bare or with options
         (described on ``TaskDefinition``).
@@ -152,6 +158,7 @@ class Bananas:
             task: Task[Any, Any] = Task(
                 self, func, name=name, priority=priority, routing_key=routing_key,
                 max_retries=max_retries, timeout=timeout, retry=retry, on_success=on_success, on_failure=on_failure,
+                unique_key=unique_key, unique_ttl=unique_ttl, unique_mode=unique_mode,
             )  # fmt: skip
             self.registry.add(task)
             self.tasks[task.name] = task

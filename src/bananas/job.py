@@ -220,6 +220,22 @@ class Job(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
         return self.status.is_terminal
 
 
+#: ``unique_mode``: how long a unique key is held (docs/FLOW_CONTROL.md).
+UNIQUE_MODES = ("until_done", "until_started")
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueLock:
+    """A job's unique key (``submit(unique_key=...)``): while a job holding ``key`` in its
+    routing key is pending, scheduled or running (``until_done``), or pending/scheduled
+    and never started (``until_started``), and at most ``ttl_s``, a submit with the same
+    key stores nothing and gets that job's id."""
+
+    key: str
+    ttl_s: float
+    mode: str = "until_done"
+
+
 # ---------------------------------------------------------------------------
 # ULIDs: 48-bit millisecond timestamp + 80 random bits, Crockford base32, monotonic
 # within a process so that ids made in the same millisecond still sort in order.

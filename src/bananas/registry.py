@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypedDict
 from bananas.brokers.base import Broker
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError
-from bananas.job import Job, RetryPolicy, check_job_name, check_routing_key, parse_priority, to_seconds
+from bananas.job import UNIQUE_MODES, Job, RetryPolicy, check_job_name, check_routing_key, parse_priority, to_seconds
 from bananas.middleware import Middleware, WorkerView
 from bananas.schedule import ScheduleRegistry
 from bananas.settings import Settings
@@ -39,6 +39,9 @@ class TaskOptions(TypedDict, total=False):
     retry: RetryPolicy | None
     on_success: OutcomeHook | None
     on_failure: OutcomeHook | None
+    unique_key: Callable[[dict[str, Any]], str] | None
+    unique_ttl: Duration | None
+    unique_mode: str | None
 
 
 class TaskDefinition:
@@ -58,6 +61,10 @@ class TaskDefinition:
             changes the job's outcome.
         on_failure: the same when a job failed for good (dead-lettered, not a retry):
             ``on_failure(job, {"error", "reason", "job_id"})``.
+        unique_key: ``fn(payload) -> str``, the unique key of each job submitted from
+            this process (unless the submit gives one); see docs/FLOW_CONTROL.md.
+        unique_ttl: how long a key is held at most (default 24 h).
+        unique_mode: ``until_done`` (default) or ``until_started``.
 
     Raises:
         ConfigurationError: a bad name, priority, routing key or hints.
@@ -75,8 +82,18 @@ class TaskDefinition:
         retry: RetryPolicy | None = None,
         on_success: OutcomeHook | None = None,
         on_failure: OutcomeHook | None = None,
+        unique_key: Callable[[dict[str, Any]], str] | None = None,
+        unique_ttl: Duration | None = None,
+        unique_mode: str | None = None,
     ) -> None:
         self.fn = fn
+        if unique_key is not None and not callable(unique_key):
+            raise ConfigurationError(f"task {name or fn.__name__!r}: unique_key must be a function of the payload")
+        if unique_mode is not None and unique_mode not in UNIQUE_MODES:
+            raise ConfigurationError(
+                f"task {name or fn.__name__!r}: unique_mode must be one of {', '.join(UNIQUE_MODES)}"
+            )
+        self.unique_key, self.unique_ttl, self.unique_mode = unique_key, unique_ttl, unique_mode
         for hook in (on_success, on_failure):
             if hook is not None:
                 _check_hook(hook, name or fn.__name__)

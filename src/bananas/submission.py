@@ -24,9 +24,11 @@ from bananas.catalogue import parameters as catalogue_parameters
 from bananas.durations import Duration
 from bananas.errors import ConfigurationError, PayloadError
 from bananas.job import (
+    UNIQUE_MODES,
     Job,
     JobStatus,
     Priority,
+    UniqueLock,
     WorkflowLink,
     check_job_name,
     check_routing_key,
@@ -41,6 +43,10 @@ from bananas.settings import Settings
 logger = logging.getLogger(__name__)
 
 _NORMAL = int(Priority.NORMAL)
+#: How long a unique key is held at most when neither the submit nor the task says.
+DEFAULT_UNIQUE_TTL_S = 86400.0
+#: The longest unique key.
+MAX_UNIQUE_KEY_CHARS = 512
 
 
 @dataclass
@@ -58,6 +64,9 @@ class JobSpec:
     timeout: Duration | None = None
     headers: Mapping[str, str] | None = None
     expires: Duration | datetime | None = None
+    unique_key: str | None = None
+    unique_ttl: Duration | None = None
+    unique_mode: str | None = None
 
 
 class JobBuilder:
@@ -133,6 +142,39 @@ class JobBuilder:
             self.middleware.before_submit(job)
         body = wire.encode_job(job, self.settings.jobs.max_job_bytes)
         return job, body if self._signer is None else self._signer.sign(body)
+
+    def unique_lock(self, spec: JobSpec, job: Job) -> UniqueLock | None:
+        """The unique key a built job carries: the submit's ``unique_key``, else its task's
+        ``unique_key(payload)`` (tasks declared in this process), with the TTL and mode of
+        the submit, else the task, else ``DEFAULT_UNIQUE_TTL_S`` / ``until_done``.
+
+        Raises:
+            ConfigurationError: a bad key, TTL or mode, or a TTL/mode without a key.
+            PayloadError: the task's ``unique_key`` function raised.
+        """
+        task = self.tasks.get(spec.name)
+        key = spec.unique_key
+        if key is None and task is not None and task.unique_key is not None:
+            try:
+                key = task.unique_key(job.payload)
+            except Exception as exc:  # noqa: BLE001 - the user's function: a clear error, not a crash
+                raise PayloadError(f"task {spec.name!r}: its unique_key function raised {exc!r}") from None
+        if key is None:
+            if spec.unique_ttl is not None or spec.unique_mode is not None:
+                raise ConfigurationError("unique_ttl and unique_mode need a unique_key")
+            return None
+        if type(key) is not str or not 0 < len(key) <= MAX_UNIQUE_KEY_CHARS:
+            raise ConfigurationError(
+                f"unique_key must be a string of 1 to {MAX_UNIQUE_KEY_CHARS} characters, got {key!r}"
+            )
+        given = spec.unique_ttl if spec.unique_ttl is not None else task.unique_ttl if task is not None else None
+        ttl = to_seconds(given, "unique_ttl")
+        if ttl is not None and ttl <= 0:
+            raise ConfigurationError(f"unique_ttl must be > 0 seconds, got {ttl:g}")
+        mode = spec.unique_mode or (task.unique_mode if task is not None else None) or UNIQUE_MODES[0]
+        if mode not in UNIQUE_MODES:
+            raise ConfigurationError(f"unique_mode must be one of {', '.join(UNIQUE_MODES)}, got {mode!r}")
+        return UniqueLock(key, DEFAULT_UNIQUE_TTL_S if ttl is None else ttl, mode)
 
     def _checked_task(
         self, name: str, payload: dict[str, Any], workflow: WorkflowLink | None

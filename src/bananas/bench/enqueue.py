@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,15 @@ def submit_one_at_a_time(client: Client, n: int, name: str = "noop", payload: Ma
     t0 = time.perf_counter()
     for _ in range(n):
         client.submit(name, body)
+    return n / (time.perf_counter() - t0)
+
+
+def submit_unique_one_at_a_time(client: Client, n: int) -> float:
+    """``Client.submit`` with a fresh ``unique_key`` per job, in a loop: jobs/s."""
+    tag = time.time_ns()
+    t0 = time.perf_counter()
+    for i in range(n):
+        client.submit("noop", {}, unique_key=f"bench:{tag}:{i}")
     return n / (time.perf_counter() - t0)
 
 
@@ -54,6 +64,14 @@ def run_enqueue(client: Client, url: str, jobs: int, flush: Any) -> dict[str, An
     """The enqueue scenario; ``flush()`` empties the broker between parts."""
     out: dict[str, Any] = {"one_at_a_time_per_s": submit_one_at_a_time(client, jobs)}
     flush()
+    plain, unique = [out["one_at_a_time_per_s"]], []
+    for _ in range(2):  # alternately, in this run (noisy machine): medians of 3 and 2
+        unique.append(submit_unique_one_at_a_time(client, jobs))
+        flush()
+        plain.append(submit_one_at_a_time(client, jobs))
+        flush()
+    out["unique_one_at_a_time_per_s"] = statistics.median(unique)
+    out["unique_vs_plain_submit"] = statistics.median(unique) / statistics.median(plain)
     out["submit_many_per_s"] = submit_in_batches(client, jobs * 5)
     flush()
     out["async_100_submitters_per_s"] = submit_async(url, jobs)

@@ -50,6 +50,9 @@ def rows(results: dict[str, Any]) -> list[Row]:
         ratio = _ratio(v, push1)
         ok = None if ratio is None else ratio >= 0.85
         out.append(Row("enqueue", "one at a time", v, "jobs/s", ratio, "≥ 0.85 of limit", ok))
+        u, r = e["unique_one_at_a_time_per_s"], e["unique_vs_plain_submit"]
+        out.append(Row("enqueue", "one at a time, each with a unique_key", u, "jobs/s"))
+        out.append(Row("enqueue", "unique_key submit / plain submit", r, "x", None, "≥ 0.8", r >= 0.8))
         v = e["submit_many_per_s"]
         out.append(Row("enqueue", "submit_many x1000", v, "jobs/s", _ratio(v, push_n), "≥ 100,000", v >= 100_000))
         v = e["async_100_submitters_per_s"]

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from bananas.brokers.workflow import WorkflowStore
-from bananas.job import Job
+from bananas.job import Job, UniqueLock
+
+#: Jobs to submit with their unique keys (``Broker.enqueue_unique``).
+UniqueJobs = Sequence[tuple[Job, bytes, UniqueLock]]
 
 
 @dataclass(slots=True)
@@ -220,6 +223,15 @@ class Broker(WorkflowStore, Protocol):
     def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
         """``enqueue`` for synchronous callers, without an event loop (the hot path of
         ``Client.submit``). Thread-safe."""
+
+    async def enqueue_unique(self, jobs: UniqueJobs, *, watch: bool = False) -> list[str]:
+        """``enqueue`` for jobs with a unique key (``UniqueLock``), in one atomic step per
+        routing key: a job whose key is held is not stored. Returns, per job, the id of
+        the job that holds its key (its own id when it was stored; duplicates within one
+        call get the first one's)."""
+
+    def enqueue_unique_blocking(self, jobs: UniqueJobs, *, watch: bool = False) -> list[str]:
+        """``enqueue_unique`` for synchronous callers, without an event loop. Thread-safe."""
 
     # --- consuming -------------------------------------------------------------
     async def dequeue(

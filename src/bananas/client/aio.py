@@ -19,7 +19,7 @@ from bananas.client.workflows import AsyncWorkflowHandle
 from bananas.coalescer import SubmitCoalescer
 from bananas.durations import Duration
 from bananas.errors import BananasError, ConfigurationError, JobFailed, JobNotFound, ResultTimeout
-from bananas.job import Job, JobStatus, to_seconds
+from bananas.job import Job, JobStatus, UniqueLock, to_seconds
 from bananas.middleware import Middleware, MiddlewareChain
 from bananas.observability.snapshot import MetricsSnapshot, collect_snapshot
 from bananas.registry import HasRegistry, InlineRunner, Registry
@@ -40,6 +40,37 @@ def result_of(done: Job) -> Any:
     if done.status is not JobStatus.COMPLETED:
         raise JobFailed(f"job {done.id} ({done.name}) {done.status.value}: {done.error or ''}".rstrip(": "), done)
     return done.result
+
+
+async def store_unique(
+    client: AsyncClient, built: Sequence[tuple[Job, bytes]], locks: Sequence[UniqueLock | None]
+) -> list[str]:
+    """Store built jobs, those with a unique key through ``enqueue_unique``; per job, the
+    id that holds its key (its own when stored, or a plain job's)."""
+    plain, unique = split_unique(built, locks)
+    if plain:
+        await client.broker.enqueue(plain)
+    return merge_unique(client.builder, built, locks, await client.broker.enqueue_unique(unique))
+
+
+def split_unique(
+    built: Sequence[tuple[Job, bytes]], locks: Sequence[UniqueLock | None]
+) -> tuple[list[tuple[Job, bytes]], list[tuple[Job, bytes, UniqueLock]]]:
+    """The jobs without a unique key, and those with one (with it)."""
+    plain = [b for b, lock in zip(built, locks, strict=True) if lock is None]
+    unique = [(job, body, lock) for (job, body), lock in zip(built, locks, strict=True) if lock is not None]
+    return plain, unique
+
+
+def merge_unique(
+    builder: JobBuilder, built: Sequence[tuple[Job, bytes]], locks: Sequence[UniqueLock | None], holders: list[str]
+) -> list[str]:
+    """Per job, its id or the id holding its key (``holders``, in order); the middleware
+    hears of the jobs stored."""
+    given = iter(holders)
+    ids = [job.id if lock is None else next(given) for (job, _), lock in zip(built, locks, strict=True)]
+    builder.submitted([b for b, got in zip(built, ids, strict=True) if got == b[0].id])
+    return ids
 
 
 def default_settings(app: HasRegistry | None) -> Settings:
@@ -116,8 +147,9 @@ class AsyncClient:
             routing_key: queue name (default: the task's, else ``"default"``).
             delay: run no earlier than this many seconds from now.
             at: run no earlier than this aware datetime.
-            unique_key: reserved for unique jobs (not available yet).
-            unique_ttl: reserved for unique jobs.
+            unique_key: while a job holding this key is pending or running (per
+                ``unique_mode``, at most ``unique_ttl``), store nothing and return that
+                job's id (docs/FLOW_CONTROL.md).
             description: free text shown by ``bananas job``.
             max_retries: retries after the first attempt (default: task, then settings).
             timeout: seconds one attempt may run.
@@ -144,11 +176,12 @@ class AsyncClient:
         eager = self._eager((name,))
         if eager is None and self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
             await self._refresh_catalogue()
-        job, body = self.builder.build(job_spec(name, payload, options))
-        if eager is not None:
-            await eager.run(self.broker, [(job, body)])
-        else:
-            await self._coalescer.enqueue((job, body))
+        spec = job_spec(name, payload, options)
+        job, body = self.builder.build(spec)
+        lock = self.builder.unique_lock(spec, job)
+        if lock is not None and eager is None:
+            return (await store_unique(self, [(job, body)], [lock]))[0]
+        await (eager.run(self.broker, [(job, body)]) if eager is not None else self._coalescer.enqueue((job, body)))
         self.builder.submitted([(job, body)])
         return job.id
 
@@ -183,6 +216,9 @@ class AsyncClient:
         if eager is None and self.catalogue.stale(time.time()) and self.builder.needs_catalogue(s.name for s in given):
             await self._refresh_catalogue()
         built = [self.builder.build(s) for s in given]
+        locks = [self.builder.unique_lock(s, job) for s, (job, _) in zip(given, built, strict=True)]
+        if eager is None and any(locks):
+            return await store_unique(self, built, locks)
         if built:
             await (eager.run(self.broker, built) if eager is not None else self.broker.enqueue(built))
             self.builder.submitted(built)

@@ -32,6 +32,7 @@ class SubmitOptions(WaitedJobOptions, total=False):
     timeout: Duration | None
     unique_key: str | None
     unique_ttl: Duration | None
+    unique_mode: str | None
     on_success: Signature | Sequence[Signature] | None
     on_failure: Signature | Sequence[Signature] | None
     on_complete: Signature | Sequence[Signature] | None
@@ -68,8 +69,6 @@ def job_spec(name: str, payload: Mapping[str, Any] | None, options: SubmitOption
         ConfigurationError: an option that does not exist or is not available yet.
     """
     rest: dict[str, Any] = dict(options)
-    if rest.pop("unique_key", None) is not None or rest.pop("unique_ttl", None) is not None:
-        raise ConfigurationError("unique jobs (unique_key/unique_ttl) are not available yet")
     try:
         return JobSpec(name, payload if payload is not None else {}, **rest)
     except TypeError:

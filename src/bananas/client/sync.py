@@ -13,12 +13,12 @@ from bananas.brokers.base import Broker, QueueStats
 from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
 from bananas.catalogue import TaskInfo
 from bananas.chaos import ChaosConfig
-from bananas.client.aio import AsyncClient, default_settings, result_of
+from bananas.client.aio import AsyncClient, default_settings, merge_unique, result_of, split_unique
 from bananas.client.options import SubmitOptions, WaitedJobOptions, job_spec, split_callbacks
 from bananas.client.workflows import WorkflowHandle
 from bananas.durations import Duration
 from bananas.errors import BananasError
-from bananas.job import Job
+from bananas.job import Job, UniqueLock
 from bananas.middleware import Middleware
 from bananas.observability.snapshot import MetricsSnapshot
 from bananas.registry import HasRegistry, InlineRunner
@@ -138,6 +138,9 @@ class Client:
         if eager is None:
             self._catalogue_for(core, (name,))
         built = core.build(spec)
+        lock = core.builder.unique_lock(spec, built[0])
+        if eager is None and lock is not None:
+            return self._store_unique(core, [built], [lock])[0]
         if eager is not None:
             eager.run_blocking(core.broker, [built])
         else:
@@ -160,6 +163,9 @@ class Client:
         if eager is None:
             self._catalogue_for(core, [s.name for s in given])
         built = [core.build(s) for s in given]
+        locks = [core.builder.unique_lock(s, job) for s, (job, _) in zip(given, built, strict=True)]
+        if eager is None and any(locks):
+            return self._store_unique(core, built, locks)
         if built:
             if eager is not None:
                 eager.run_blocking(core.broker, built)
@@ -167,6 +173,16 @@ class Client:
                 core.broker.enqueue_blocking(built)
             core.builder.submitted(built)
         return [job.id for job, _ in built]
+
+    @staticmethod
+    def _store_unique(
+        core: AsyncClient, built: Sequence[tuple[Job, bytes]], locks: Sequence[UniqueLock | None]
+    ) -> list[str]:
+        """``aio.store_unique`` without an event loop."""
+        plain, unique = split_unique(built, locks)
+        if plain:
+            core.broker.enqueue_blocking(plain)
+        return merge_unique(core.builder, built, locks, core.broker.enqueue_unique_blocking(unique))
 
     def _catalogue_for(self, core: AsyncClient, names: Sequence[str]) -> None:
         """Make sure ``core`` has a copy of the task catalogue when it needs one: read

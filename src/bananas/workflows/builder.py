@@ -59,6 +59,8 @@ class WorkflowBuilder:
         """
         workflow_id = new_id()
         job, body = self.jobs.build(spec, WorkflowLink(id=workflow_id, node=CALLBACK_PARENT))
+        if self.jobs.unique_lock(spec, job) is not None:
+            raise ConfigurationError("a job with callbacks cannot have a unique key (not supported yet)")
         self.built.append((job, body))
         delay_s = max(0.0, (job.scheduled_for or 0.0) - time.time())
         root = NodeRecord(CALLBACK_PARENT, job.id, job.name, job.routing_key, job.priority, [], [], body,

@@ -23,6 +23,7 @@ from bananas.brokers.base import (
     Outcome,
     Reclaim,
     TickReport,
+    UniqueJobs,
 )
 from bananas.brokers.redis import layout
 from bananas.brokers.redis.catalogue import RedisCatalogue
@@ -67,6 +68,7 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, RedisWorkflow
     def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
         super().__init__(url, timeout_s=timeout_s)
         self._sync_submit: BlockingScript | None = None
+        self._sync_unique: BlockingScript | None = None
         self._sync_lock = threading.Lock()
         self._tick_rks: tuple[float, list[str]] | None = None
         #: when the next delayed job or lease of the keys this broker dequeues from falls due.
@@ -84,13 +86,31 @@ class RedisBroker(RedisInspection, RedisSchedules, RedisCatalogue, RedisWorkflow
         await self._r.aclose()
         await self._rb.aclose()
         await self._lean.close()
-        if self._sync_submit is not None:
-            self._sync_submit.close()
+        for script in (self._sync_submit, self._sync_unique):
+            if script is not None:
+                script.close()
 
     # --- producing -------------------------------------------------------------
     @guard("submit")
     async def enqueue(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
         await self._calls("submit", layout.submit_calls(jobs, watch))
+
+    @guard("submit")
+    async def enqueue_unique(self, jobs: UniqueJobs, *, watch: bool = False) -> list[str]:
+        rks, calls = layout.submit_unique_calls(jobs, watch)
+        replies = [await self._s["submit_unique"](keys, args) for keys, args in calls]
+        return layout.unique_holders(jobs, rks, replies)
+
+    def enqueue_unique_blocking(self, jobs: UniqueJobs, *, watch: bool = False) -> list[str]:
+        if self._sync_unique is None:
+            with self._sync_lock:
+                if self._sync_unique is None:
+                    self._sync_unique = BlockingScript(self.url, self._sources["submit_unique"], self._timeout_s)
+        rks, calls = layout.submit_unique_calls(jobs, watch)
+        try:
+            return layout.unique_holders(jobs, rks, self._sync_unique(calls))
+        except (rexc.RedisError, OSError) as exc:
+            raise translate("submit", self.safe_url, exc) from None
 
     def enqueue_blocking(self, jobs: Sequence[tuple[Job, bytes]], *, watch: bool = False) -> None:
         if self._sync_submit is None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bananas import wire
-from bananas.brokers.base import Delivery, Lease, Offer, Reclaim, ScheduleState
+from bananas.brokers.base import Delivery, Lease, Offer, Reclaim, ScheduleState, UniqueJobs
 from bananas.errors import PayloadError
 from bananas.job import Job, JobStatus
 
@@ -59,6 +59,32 @@ def submit_calls(jobs: Sequence[tuple[Job, bytes]], watch: bool) -> list[tuple[l
             args += run
         calls.append(([p + "ready", p + "scheduled", p + "signal", ROUTING_KEYS, p + "idle", p + "leases"], args))
     return calls
+
+
+def submit_unique_calls(jobs: UniqueJobs, watch: bool) -> tuple[list[str], list[tuple[list[str], list[Any]]]]:
+    """The routing key of each call, and (keys, args) of one ``submit_unique`` call per
+    routing key (see submit_unique.lua), jobs in the order given."""
+    by_rk: dict[str, list[Any]] = {}
+    now_ms = ms(time.time())
+    for job, body, lock in jobs:
+        args = by_rk.get(job.routing_key)
+        if args is None:
+            args = by_rk[job.routing_key] = [prefix(job.routing_key), job.routing_key, now_ms, int(watch)]
+        run_at = ms(job.scheduled_for) if job.scheduled_for else 0
+        mode = "s" if lock.mode == "until_started" else "d"
+        args += (job.id, body, job.priority, run_at, job.name, lock.key, max(1, ms(lock.ttl_s)), mode)
+    rks = list(by_rk)
+    return rks, [([prefix(rk) + k for k in ("ready", "scheduled", "signal")] + [ROUTING_KEYS], by_rk[rk]) for rk in rks]
+
+
+def unique_holders(jobs: UniqueJobs, rks: Sequence[str], replies: Sequence[Any]) -> list[str]:
+    """Per job, the id the ``submit_unique`` replies (one per routing key in ``rks``) name."""
+    by_rk = {rk: iter(reply) for rk, reply in zip(rks, replies, strict=True)}
+    return [_text(next(by_rk[job.routing_key])) for job, _, _ in jobs]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def offer_member(offer: Offer) -> str:

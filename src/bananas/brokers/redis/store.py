@@ -29,6 +29,7 @@ _SCRIPTS = (
     "submit", "dequeue", "ack", "renew", "requeue", "tick", "cancel", "watch",
     "retry_dead", "purge_dead", "stats", "leader", "release_leader", "fire", "dequeue_filtered", "withdraw",
     "publish_tasks", "release_dead", "dequeue_alone", "wf_submit", "wf_cancel", "wf_retry", "pause",
+    "submit_unique",
 )  # fmt: skip
 
 

@@ -29,8 +29,9 @@ from bananas.brokers.base import (
     Reclaim,
     ScheduleState,
     TickReport,
+    UniqueJobs,
 )
-from bananas.brokers.sqlite import catalogue, inspection, ops, schedules, suspects, workflows
+from bananas.brokers.sqlite import catalogue, inspection, ops, schedules, suspects, unique, workflows
 from bananas.brokers.sqlite.engine import Engine, Session
 from bananas.brokers.sqlite.hub import RECHECK_S, SCHEDULE_TOPIC, Target, Waiter, job_topic, parse_url, work_topic
 from bananas.brokers.workflow import WorkflowRecord, WorkflowSummary
@@ -130,6 +131,19 @@ class SQLiteBroker(Broker):
         if jobs:
             engine = self._engine or self._open()
             engine.submit("submit", functools.partial(ops.enqueue, jobs=list(jobs))).result()
+
+    async def enqueue_unique(self, jobs: UniqueJobs, *, watch: bool = False) -> list[str]:
+        if not jobs:
+            return []
+        held: list[str] = await self._run("submit", functools.partial(unique.enqueue_unique, jobs=list(jobs)))
+        return held
+
+    def enqueue_unique_blocking(self, jobs: UniqueJobs, *, watch: bool = False) -> list[str]:
+        if not jobs:
+            return []
+        engine = self._engine or self._open()
+        held: list[str] = engine.submit("submit", functools.partial(unique.enqueue_unique, jobs=list(jobs))).result()
+        return held
 
     # --- consuming -------------------------------------------------------------
     async def dequeue(

@@ -26,7 +26,7 @@ from bananas.brokers.base import (
     Reclaim,
     TickReport,
 )
-from bananas.brokers.sqlite import suspects, workflows
+from bananas.brokers.sqlite import suspects, unique, workflows
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
 from bananas.brokers.sqlite.schema import INSERT_JOB, ids_json
@@ -342,6 +342,7 @@ def tick(s: Session, max_deliveries: int, failed_ttl_s: float) -> TickReport:
         now = time.time()
         report = _duties(s, c, now, max_deliveries, failed_ttl_s)
         expired = c.execute(_EXPIRE, (now, TICK_LIMIT)).rowcount + workflows.expire(c, now)
+        unique.expire(c, now)
         due = c.execute(_EARLIEST_DUE).fetchone()[0]
         lease = c.execute(_EARLIEST_LEASE).fetchone()[0]
     # More to do at once when a limit was hit (due jobs left over show in ``due`` anyway).

@@ -22,7 +22,7 @@ from bananas.job import Job, JobStatus
 
 #: Bumped when the tables change; stored in ``PRAGMA user_version``.
 SCHEMA_VERSION = 6  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects; 5: workflows;
-# 6: paused routing keys
+# 6: paused routing keys, unique keys
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -60,6 +60,15 @@ CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (status, coalesce(finished_at, c
 CREATE INDEX IF NOT EXISTS jobs_suspects ON jobs (routing_key, ready_at, id) WHERE status = 'suspect';
 CREATE TABLE IF NOT EXISTS routing_keys (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS paused_keys (name TEXT PRIMARY KEY) WITHOUT ROWID;  -- Broker.pause
+CREATE TABLE IF NOT EXISTS unique_locks (  -- Broker.enqueue_unique (brokers/sqlite/unique.py)
+    routing_key TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    job_id      TEXT NOT NULL,
+    mode        TEXT NOT NULL,
+    expires_at  REAL NOT NULL,
+    PRIMARY KEY (routing_key, key)
+);
+CREATE INDEX IF NOT EXISTS unique_locks_expiry ON unique_locks (expires_at);
 CREATE TABLE IF NOT EXISTS leader (
     name       TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
