@@ -128,6 +128,7 @@ class Bananas:
         unique_key: Callable[[dict[str, Any]], str] | None = None,
         unique_ttl: Duration | None = None,
         unique_mode: str | None = None,
+        priority_fn: Callable[[dict[str, Any]], str | int] | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -146,6 +147,7 @@ class Bananas:
         unique_key: Callable[[dict[str, Any]], str] | None = None,
         unique_ttl: Duration | None = None,
         unique_mode: str | None = None,
+        priority_fn: Callable[[dict[str, Any]], str | int] | None = None,
     ) -> Task[Any, Any] | TaskDecorator:
         """Register a handler (async or sync) as a task. Usable bare or with options
         (described on ``TaskDefinition``).
@@ -158,7 +160,7 @@ class Bananas:
             task: Task[Any, Any] = Task(
                 self, func, name=name, priority=priority, routing_key=routing_key,
                 max_retries=max_retries, timeout=timeout, retry=retry, on_success=on_success, on_failure=on_failure,
-                unique_key=unique_key, unique_ttl=unique_ttl, unique_mode=unique_mode,
+                unique_key=unique_key, unique_ttl=unique_ttl, unique_mode=unique_mode, priority_fn=priority_fn,
             )  # fmt: skip
             self.registry.add(task)
             self.tasks[task.name] = task

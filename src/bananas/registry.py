@@ -42,6 +42,7 @@ class TaskOptions(TypedDict, total=False):
     unique_key: Callable[[dict[str, Any]], str] | None
     unique_ttl: Duration | None
     unique_mode: str | None
+    priority_fn: Callable[[dict[str, Any]], str | int] | None
 
 
 class TaskDefinition:
@@ -65,6 +66,8 @@ class TaskDefinition:
             this process (unless the submit gives one); see docs/FLOW_CONTROL.md.
         unique_ttl: how long a key is held at most (default 24 h).
         unique_mode: ``until_done`` (default) or ``until_started``.
+        priority_fn: ``fn(payload) -> priority`` computed at each submit from this
+            process that gives no ``priority`` of its own (it wins over ``priority``).
 
     Raises:
         ConfigurationError: a bad name, priority, routing key or hints.
@@ -85,8 +88,12 @@ class TaskDefinition:
         unique_key: Callable[[dict[str, Any]], str] | None = None,
         unique_ttl: Duration | None = None,
         unique_mode: str | None = None,
+        priority_fn: Callable[[dict[str, Any]], str | int] | None = None,
     ) -> None:
         self.fn = fn
+        if priority_fn is not None and not callable(priority_fn):
+            raise ConfigurationError(f"task {name or fn.__name__!r}: priority_fn must be a function of the payload")
+        self.priority_fn = priority_fn
         if unique_key is not None and not callable(unique_key):
             raise ConfigurationError(f"task {name or fn.__name__!r}: unique_key must be a function of the payload")
         if unique_mode is not None and unique_mode not in UNIQUE_MODES:

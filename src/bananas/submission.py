@@ -121,7 +121,7 @@ class JobBuilder:
         if task is not None:
             timeout_s = task.timeout_s if timeout_s is None else timeout_s
             max_retries = task.max_retries if max_retries is None else max_retries
-        priority = spec.priority if spec.priority is not None else task.priority if task else None
+        priority = spec.priority if spec.priority is not None else self._task_priority(name, task, payload)
         job = Job(
             id=new_id(),
             name=name,
@@ -142,6 +142,23 @@ class JobBuilder:
             self.middleware.before_submit(job)
         body = wire.encode_job(job, self.settings.jobs.max_job_bytes)
         return job, body if self._signer is None else self._signer.sign(body)
+
+    @staticmethod
+    def _task_priority(name: str, task: TaskDefinition | TaskInfo | None, payload: dict[str, Any]) -> int | None:
+        """The task's ``priority_fn(payload)`` (declared in this process), else its priority.
+
+        Raises:
+            PayloadError: ``priority_fn`` raised or returned no priority.
+        """
+        fn = getattr(task, "priority_fn", None)
+        if fn is None:
+            return task.priority if task is not None else None
+        try:
+            return parse_priority(fn(payload))
+        except ConfigurationError as exc:
+            raise PayloadError(f"task {name!r}: priority_fn returned no priority: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the user's function: a clear error, not a crash
+            raise PayloadError(f"task {name!r}: its priority_fn raised {exc!r}") from None
 
     def unique_lock(self, spec: JobSpec, job: Job) -> UniqueLock | None:
         """The unique key a built job carries: the submit's ``unique_key``, else its task's

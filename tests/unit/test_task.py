@@ -86,3 +86,31 @@ def test_job_builder_applies_task_defaults_and_checks_payloads() -> None:
         builder.build(JobSpec("h", {"n": "one"}))
     with pytest.raises(ConfigurationError, match="max_retries"):
         TaskDefinition(handler, max_retries=-1)
+
+
+def test_priority_fn_is_computed_at_submit(app: Bananas) -> None:
+    @app.task(priority="low", priority_fn=lambda p: 90 if p["vip"] else "normal")
+    def serve(vip: bool) -> None:
+        return None
+
+    @app.task(priority_fn=lambda p: p["missing"])
+    def broken(x: int) -> None:
+        return None
+
+    @app.task(priority_fn=lambda p: 500)
+    def wild(x: int) -> None:
+        return None
+
+    builder = JobBuilder(app.settings, app.registry.tasks)
+    assert builder.build(JobSpec("serve", {"vip": True}))[0].priority == 90
+    assert builder.build(JobSpec("serve", {"vip": False}))[0].priority == int(Priority.NORMAL)
+    assert builder.build(JobSpec("serve", {"vip": True}, priority=10))[0].priority == 10  # the submit's wins
+    with pytest.raises(PayloadError, match="priority_fn raised KeyError"):
+        builder.build(JobSpec("broken", {"x": 1}))
+    with pytest.raises(PayloadError, match="priority_fn returned no priority"):
+        builder.build(JobSpec("wild", {"x": 1}))
+    with pytest.raises(ConfigurationError, match="priority_fn must be a function"):
+        TaskDefinition(lambda: None, name="odd", priority_fn=5)  # type: ignore[arg-type]
+    stored = app.client.get_job(serve.submit(vip=True))
+    assert stored is not None and stored.priority == 90
+    app.client.close()
