@@ -63,10 +63,12 @@ class Deadlines:
                 raise ours from None
             raise
         finally:
-            for mine in (self._expired, self._cancelled):
-                if mine and me in mine:  # the handler swallowed our cancel:
-                    mine.discard(me)  # take it back, so that it cannot hit the next job
-                    me.uncancel()
+            if self._expired and me in self._expired:  # the handler swallowed our cancel:
+                self._expired.discard(me)  # take it back, so that it cannot hit the next job
+                me.uncancel()
+            if self._cancelled and me in self._cancelled:
+                self._cancelled.discard(me)
+                me.uncancel()
             if timeout_s < self._exact_under_s:
                 handle.cancel()
                 self._timed.discard(me)
