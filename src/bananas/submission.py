@@ -121,7 +121,7 @@ class JobBuilder:
         if task is not None:
             timeout_s = task.timeout_s if timeout_s is None else timeout_s
             max_retries = task.max_retries if max_retries is None else max_retries
-        priority = spec.priority if spec.priority is not None else self._task_priority(name, task, payload)
+        priority = spec.priority if spec.priority is not None else self._task_priority(name, task, payload, workflow)
         job = Job(
             id=new_id(),
             name=name,
@@ -144,14 +144,17 @@ class JobBuilder:
         return job, body if self._signer is None else self._signer.sign(body)
 
     @staticmethod
-    def _task_priority(name: str, task: TaskDefinition | TaskInfo | None, payload: dict[str, Any]) -> int | None:
-        """The task's ``priority_fn(payload)`` (declared in this process), else its priority.
+    def _task_priority(
+        name: str, task: TaskDefinition | TaskInfo | None, payload: dict[str, Any], workflow: WorkflowLink | None
+    ) -> int | None:
+        """The task's ``priority_fn(payload)`` (declared in this process; not for a workflow
+        node whose inputs come later), else its priority.
 
         Raises:
             PayloadError: ``priority_fn`` raised or returned no priority.
         """
         fn = getattr(task, "priority_fn", None)
-        if fn is None:
+        if fn is None or (workflow is not None and workflow.inputs):
             return task.priority if task is not None else None
         try:
             return parse_priority(fn(payload))

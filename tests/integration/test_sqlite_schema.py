@@ -33,7 +33,7 @@ async def test_a_version_3_database_gains_the_suspects_column_and_keeps_its_jobs
     assert seen is not None and seen.status is JobStatus.PROCESSING
     await broker.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
         assert "alone" in columns
 
@@ -55,7 +55,7 @@ async def test_a_version_4_database_gains_the_workflow_tables_and_keeps_its_jobs
     assert seen is not None and seen.status is JobStatus.PENDING
     await broker.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"workflows", "workflow_nodes"} <= tables
 
@@ -77,4 +77,4 @@ async def test_a_version_5_database_gains_paused_keys_and_keeps_its_jobs(tmp_pat
     assert seen is not None and seen.status is JobStatus.PENDING
     await broker.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7

@@ -137,6 +137,8 @@ async def test_bad_unique_options_are_refused(t: App, make_app: MakeApp) -> None
             await client.submit("invoice", {"id": 1}, unique_key="x", unique_ttl=0)
         with pytest.raises(ConfigurationError, match="unique_key must be a string"):
             await client.submit("invoice", {"id": 1}, unique_key="")
+        with pytest.raises(ConfigurationError, match="submit_and_wait does not take unique keys"):
+            await client.submit_and_wait("report", {"day": "x"})  # the task's unique_key is not dropped
         with pytest.raises(ConfigurationError, match="callbacks cannot have a unique key"):
             await client.submit("invoice", {"id": 1}, unique_key="x", on_success=t.app.tasks["invoice"].s())
         other = make_app()

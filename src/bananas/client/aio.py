@@ -335,7 +335,10 @@ class AsyncClient:
         eager = self._eager((name,))
         if eager is None and self.catalogue.stale(time.time()) and self.builder.needs_catalogue((name,)):
             await self._refresh_catalogue()
-        job, body = self.builder.build(job_spec(name, payload, options))
+        spec = job_spec(name, payload, options)
+        job, body = self.builder.build(spec)
+        if self.builder.unique_lock(spec, job) is not None:
+            raise ConfigurationError("submit_and_wait does not take unique keys yet: submit, then wait on the id")
         if eager is not None:
             await eager.run(self.broker, [(job, body)])
         else:

@@ -182,8 +182,8 @@ class Executor:
         return Outcome(d.id, d.routing_key, d.token, "completed", attempt, result=data)
 
     def _unexpired(self, d: Delivery, job: Job) -> Job | Outcome:
-        """The job, or its outcome when it expired before its first attempt (``expires``)."""
-        if job.expires_at is None or d.attempts > 0 or time.time() < job.expires_at:
+        """The job, or its outcome when it expired before its first delivery (``expires``)."""
+        if job.expires_at is None or d.attempts > 0 or d.token > 1 or time.time() < job.expires_at:
             return job
         return self.cancelled(d, "expired", f"expired: not started by {_iso(job.expires_at)}")
 

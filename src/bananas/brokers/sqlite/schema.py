@@ -21,8 +21,8 @@ from bananas.errors import BrokerError, PayloadError
 from bananas.job import Job, JobStatus
 
 #: Bumped when the tables change; stored in ``PRAGMA user_version``.
-SCHEMA_VERSION = 6  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects; 5: workflows;
-# 6: paused routing keys, unique keys
+SCHEMA_VERSION = 7  # 2: cron schedules, the ready-by-name index; 3: the task catalogue; 4: suspects; 5: workflows;
+# 6: paused routing keys; 7: unique keys
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS jobs (
