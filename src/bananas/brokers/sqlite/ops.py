@@ -29,7 +29,7 @@ from bananas.brokers.base import (
 from bananas.brokers.sqlite import suspects, unique, workflows
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, job_topic, work_topic
-from bananas.brokers.sqlite.schema import INSERT_JOB, ids_json
+from bananas.brokers.sqlite.schema import INSERT_JOB, ids_json, job_row
 from bananas.brokers.workflow import error_object
 from bananas.job import Job
 
@@ -49,10 +49,9 @@ def enqueue(s: Session, jobs: Sequence[tuple[Job, bytes]]) -> None:
         now = time.time()
         rows = []
         for job, body in jobs:
-            due = job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None
-            status = "pending" if due is None else "scheduled"
-            rows.append((job.id, job.routing_key, job.name, body, status, job.priority, now, due, job.created_at, now))
-            s.touch(work_topic(job.routing_key) if due is None else SCHEDULE_TOPIC)
+            row = job_row(job, body, now)
+            rows.append(row)
+            s.touch(work_topic(job.routing_key) if row[7] is None else SCHEDULE_TOPIC)
         c.executemany(INSERT_JOB, rows)
         c.executemany("INSERT OR IGNORE INTO routing_keys (name) VALUES (?)", [(k,) for k in {r[1] for r in rows}])
 

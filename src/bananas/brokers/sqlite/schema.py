@@ -165,6 +165,13 @@ WHERE NOT {LIVE.replace("expires_at", "jobs.expires_at")}
 """
 
 
+def job_row(job: Job, body: bytes, now: float) -> tuple[object, ...]:
+    """``INSERT_JOB``'s parameters for a job stored now: pending, or scheduled when due later."""
+    due = job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None
+    status = "pending" if due is None else "scheduled"
+    return (job.id, job.routing_key, job.name, body, status, job.priority, now, due, job.created_at, now)
+
+
 def ids_json(items: Sequence[Outcome] | Sequence[Lease] | Sequence[str]) -> str:
     """The ids of ``items`` as the JSON array that ``json_each(?)`` reads."""
     return json.dumps([i if isinstance(i, str) else i.id for i in items])

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from bananas.brokers.sqlite.engine import Session
 from bananas.brokers.sqlite.hub import SCHEDULE_TOPIC, work_topic
-from bananas.brokers.sqlite.schema import INSERT_JOB, LIVE
+from bananas.brokers.sqlite.schema import INSERT_JOB, LIVE, job_row
 from bananas.job import Job, UniqueLock
 
 #: Most expired keys one tick deletes.
@@ -42,12 +42,10 @@ def enqueue_unique(s: Session, jobs: Sequence[tuple[Job, bytes, UniqueLock]]) ->
                 " VALUES (?, ?, ?, ?, ?)",
                 (job.routing_key, lock.key, job.id, lock.mode, now + lock.ttl_s),
             )
-            due = job.scheduled_for if job.scheduled_for and job.scheduled_for > now else None
-            status = "pending" if due is None else "scheduled"
-            c.execute(INSERT_JOB, (job.id, job.routing_key, job.name, body, status, job.priority, now, due,
-                                   job.created_at, now))  # fmt: skip
+            row = job_row(job, body, now)
+            c.execute(INSERT_JOB, row)
             c.execute("INSERT OR IGNORE INTO routing_keys (name) VALUES (?)", (job.routing_key,))
-            s.touch(work_topic(job.routing_key) if due is None else SCHEDULE_TOPIC)
+            s.touch(work_topic(job.routing_key) if row[7] is None else SCHEDULE_TOPIC)
             out.append(job.id)
     return out
 
